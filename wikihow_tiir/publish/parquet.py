@@ -77,3 +77,29 @@ def read_rows(paths: Iterable[str | Path], columns: list[str] | None = None) -> 
 
 def split_files(dataset_dir: str | Path, config: str, split: str) -> list[Path]:
     return sorted((Path(dataset_dir) / config).glob(f"{split}-*-of-*.parquet"))
+
+
+def write_sharded_iter(out_dir: str | Path, rows: Iterable[dict[str, Any]], total: int, config: str, split: str,
+                       rows_per_shard: int = 1000) -> list[Path]:
+    """Like :func:`write_sharded` for a stream of ``total`` rows, holding one file's rows at a time."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    n_files = math.ceil(total / rows_per_shard) if total else 0
+    keep = {shard_name(split, i, n_files) for i in range(n_files)}
+    for old in out_dir.glob(f"{split}-*-of-*.parquet"):
+        if old.name not in keep:
+            old.unlink()
+    paths: list[Path] = []
+    buf: list[dict[str, Any]] = []
+    seen = 0
+    for row in rows:
+        buf.append(row)
+        seen += 1
+        if len(buf) == rows_per_shard:
+            paths.append(write_parquet(out_dir / shard_name(split, len(paths), n_files), buf, config))
+            buf = []
+    if buf:
+        paths.append(write_parquet(out_dir / shard_name(split, len(paths), n_files), buf, config))
+    if seen != total:
+        raise ValueError(f"expected {total} rows for {config}/{split}, got {seen}")
+    return paths

@@ -126,6 +126,10 @@ class Archive:
             return None
         return self.read(rec)
 
+    def is_stand_in(self, url: str) -> bool:
+        rec = self.get(url)
+        return bool(rec and rec.stand_in)
+
     def iter_pages(self) -> Iterator[tuple[ArchiveRecord, bytes]]:
         for rec in self.pages():
             yield rec, self.read(rec)

@@ -1,0 +1,522 @@
+"""The build, stage by stage, as shard-level functions with no orchestration dependency.
+
+`flows/build_dataset.py` runs these functions as Prefect tasks (one task per shard); tests and
+`run_build_inline` call them directly. Every shard function is idempotent: it writes its outputs
+atomically, then a ``.done`` marker holding the fingerprint of its inputs and settings, and
+returns at once when a matching marker exists. So a killed build, re-run, redoes only the
+missing shards and ends with the same bytes as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import subprocess
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from wikihow_tiir import __version__
+from wikihow_tiir.config import BuildConfig
+from wikihow_tiir.io import atomic_write_json, read_jsonl, sha256_file, stable_hash, write_jsonl
+from wikihow_tiir.model import (
+    SCHEMA_VERSION,
+    TEXT_LICENSE,
+    Document,
+    Qrel,
+    Query,
+    Reject,
+    document_from_row,
+    document_to_row,
+    qrel_to_row,
+    query_from_row,
+    query_to_row,
+)
+from wikihow_tiir.publish.parquet import read_rows, write_parquet, write_sharded, write_sharded_iter
+
+# bump when a stage's output for the same inputs changes
+STAGE_VERSIONS = {"corpus": "1", "queries": "1"}
+DATASET_FILES = ("README.md", "manifest.json", "corpus", "queries", "qrels")
+
+
+@dataclass(frozen=True)
+class ShardSpec:
+    stage: str
+    index: int
+    keys: tuple[str, ...]  # page URLs, VGSI article offsets, or document ids
+
+    @property
+    def name(self) -> str:
+        return f"shard-{self.index:05d}"
+
+
+class BuildError(RuntimeError):
+    pass
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def work_dir(output: Path, stage: str) -> Path:
+    return Path(output) / "work" / stage
+
+
+def _marker(output: Path, spec: ShardSpec) -> Path:
+    return work_dir(output, spec.stage) / f"{spec.name}.done"
+
+
+def _done(output: Path, spec: ShardSpec, fingerprint: str) -> dict[str, Any] | None:
+    m = _marker(output, spec)
+    if not m.is_file():
+        return None
+    try:
+        data = json.loads(m.read_text(encoding="utf-8"))
+    except json.JSONDecodeError:
+        return None
+    if data.get("fingerprint") != fingerprint:
+        return None
+    return data.get("stats", {})
+
+
+def _finish(output: Path, spec: ShardSpec, fingerprint: str, stats: dict[str, Any]) -> dict[str, Any]:
+    atomic_write_json(_marker(output, spec), {"fingerprint": fingerprint, "stats": stats})
+    return stats
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parent)
+        return out.stdout.strip() or None if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _chunks(items: list[str], size: int) -> list[tuple[str, ...]]:
+    size = max(1, size)
+    return [tuple(items[i:i + size]) for i in range(0, len(items), size)]
+
+
+# --------------------------------------------------------------------------- sources
+
+
+@functools.lru_cache(maxsize=4)
+def _archive(path: str):
+    from wikihow_tiir.sources.archive import Archive
+
+    return Archive(path)
+
+
+def open_archive(cfg: BuildConfig):
+    return _archive(str(cfg.source.archive))
+
+
+def acquire(cfg: BuildConfig, progress: bool = False) -> dict[str, Any]:
+    """Live source: crawl into the archive first (the crawler resumes by itself)."""
+    if cfg.source.kind != "live":
+        return {}
+    from wikihow_tiir.sources.live import crawl
+
+    summary = crawl(cfg.source.crawl, Path(cfg.source.archive), progress=progress)
+    _archive.cache_clear()
+    return summary
+
+
+def plan_corpus(cfg: BuildConfig) -> list[ShardSpec]:
+    if cfg.source.kind == "vgsi":
+        from wikihow_tiir.sources.vgsi import iter_vgsi_articles
+
+        n = sum(1 for _ in iter_vgsi_articles(cfg.source.vgsi))
+        keys = [str(i) for i in range(n)]
+    else:
+        archive = open_archive(cfg)
+        keys = [rec.url for rec in archive.pages()]
+        if not keys:
+            raise BuildError(f"the archive {cfg.source.archive} holds no pages")
+    return [ShardSpec("corpus", i, c) for i, c in enumerate(_chunks(keys, cfg.source.pages_per_shard))]
+
+
+class _VgsiStore:
+    def __init__(self, cfg: BuildConfig):
+        from wikihow_tiir.sources.vgsi import VgsiImageStore
+
+        self._store = VgsiImageStore(cfg.source.vgsi)
+
+    def get_bytes(self, url: str) -> bytes | None:
+        return self._store.get_bytes(url)
+
+
+# --------------------------------------------------------------------------- corpus stage
+
+
+def corpus_fingerprint(cfg: BuildConfig, spec: ShardSpec) -> str:
+    if cfg.source.kind == "vgsi":
+        inputs: list[Any] = [cfg.source.vgsi.model_dump(mode="json"), list(spec.keys)]
+    else:
+        archive = open_archive(cfg)
+        inputs = [(u, archive.get(u).sha256) for u in spec.keys]  # type: ignore[union-attr]
+    return stable_hash("corpus", STAGE_VERSIONS["corpus"], __version__, SCHEMA_VERSION,
+                       cfg.section_json("segment", "images"), cfg.source.kind, inputs)
+
+
+def run_corpus_shard(cfg: BuildConfig, output: Path, spec: ShardSpec) -> dict[str, Any]:
+    """Parse, segment and attach images for one shard; writes work/corpus/shard-N.{parquet,rejects.jsonl}."""
+    from wikihow_tiir.corpus import PageInput, build_corpus_shard
+
+    output = Path(output)
+    fp = corpus_fingerprint(cfg, spec)
+    if (stats := _done(output, spec, fp)) is not None:
+        return stats
+    if cfg.source.kind == "vgsi":
+        from itertools import islice
+
+        from wikihow_tiir.sources.vgsi import iter_vgsi_articles
+
+        lo, hi = int(spec.keys[0]), int(spec.keys[-1]) + 1
+        articles = list(islice(iter_vgsi_articles(cfg.source.vgsi), lo, hi))
+        shard = build_corpus_shard(None, _VgsiStore(cfg), cfg, articles=articles)
+    else:
+        archive = open_archive(cfg)
+        pages = []
+        for url in spec.keys:
+            rec = archive.get(url)
+            pages.append(PageInput(url=url, body=archive.read(rec), fetched_at=rec.fetched_at, sha256=rec.sha256,
+                                   source=cfg.source.kind))
+        shard = build_corpus_shard(pages, archive, cfg)
+    wd = work_dir(output, "corpus")
+    write_parquet(wd / f"{spec.name}.parquet", [document_to_row(d) for d in shard.documents], "corpus")
+    write_jsonl(wd / f"{spec.name}.rejects.jsonl", [r.to_dict() for r in shard.rejects])
+    write_jsonl(wd / f"{spec.name}.articles.jsonl", [_article_summary(a) for a in shard.articles])
+    return _finish(output, spec, fp, shard.stats)
+
+
+def _article_summary(a) -> dict[str, Any]:
+    return {"id": a.id, "url": a.url, "lang": a.lang, "title": a.title, "layout": a.layout,
+            "sections": len(a.sections), "steps": a.n_steps, "fetched_at": a.fetched_at, "sha256": a.sha256,
+            "source": a.source, "parse_notes": a.parse_notes}
+
+
+def iter_work_documents(output: Path, specs: list[ShardSpec]) -> Iterator[Document]:
+    for spec in specs:
+        for row in read_rows([work_dir(output, "corpus") / f"{spec.name}.parquet"]):
+            yield document_from_row(row)
+
+
+def finalize_corpus(cfg: BuildConfig, output: Path, specs: list[ShardSpec],
+                    shard_stats: list[dict[str, Any]]) -> dict[str, Any]:
+    """Concatenate the shards into corpus/corpus-0000i-of-0000N.parquet; duplicate ids are an error."""
+    output = Path(output)
+    total = sum(s["documents"] for s in shard_stats)
+    ids: set[str] = set()
+
+    def rows():
+        for spec in specs:
+            for row in read_rows([work_dir(output, "corpus") / f"{spec.name}.parquet"]):
+                if row["id"] in ids:
+                    raise BuildError(f"duplicate document id {row['id']} (the same article twice in the source?)")
+                ids.add(row["id"])
+                yield row
+
+    paths = write_sharded_iter(output / "corpus", rows(), total, "corpus", "corpus", cfg.output.rows_per_file)
+    return {"documents": total, "files": [p.name for p in paths]}
+
+
+# --------------------------------------------------------------------------- query stage
+
+
+@functools.lru_cache(maxsize=1)
+def _load_corpus(output: str, marker: str) -> tuple[Document, ...]:
+    """All corpus documents of a build, read once per process (keyed by the corpus files' identity)."""
+    files = sorted((Path(output) / "corpus").glob("corpus-*.parquet"))
+    return tuple(document_from_row(r) for r in read_rows(files))
+
+
+def load_corpus(output: Path) -> tuple[Document, ...]:
+    files = sorted((Path(output) / "corpus").glob("corpus-*.parquet"))
+    marker = stable_hash([(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files])
+    return _load_corpus(str(output), marker)
+
+
+@functools.lru_cache(maxsize=1)
+def _image_pool(output: str, marker: str):
+    from wikihow_tiir.generate import ImagePool
+
+    return ImagePool.from_documents(list(_load_corpus(output, marker)))
+
+
+def plan_queries(cfg: BuildConfig, output: Path) -> list[ShardSpec]:
+    docs = load_corpus(output)
+    ids = [d.id for d in docs]
+    return [ShardSpec("queries", i, c) for i, c in enumerate(_chunks(ids, cfg.generate.documents_per_shard))]
+
+
+def queries_fingerprint(cfg: BuildConfig, output: Path, spec: ShardSpec) -> str:
+    from wikihow_tiir.generate import prompt_manifest
+
+    corpus_files = sorted((Path(output) / "corpus").glob("corpus-*.parquet"))
+    corpus_id = [sha256_file(f) for f in corpus_files]  # the pool of images depends on the whole corpus
+    return stable_hash("queries", STAGE_VERSIONS["queries"], __version__, cfg.seed,
+                       cfg.section_json("generate"), prompt_manifest(), corpus_id, list(spec.keys))
+
+
+def run_query_shard(cfg: BuildConfig, output: Path, spec: ShardSpec) -> dict[str, Any]:
+    from wikihow_tiir.generate import generate_queries
+
+    output = Path(output)
+    fp = queries_fingerprint(cfg, output, spec)
+    if (stats := _done(output, spec, fp)) is not None:
+        return stats
+    files = sorted((output / "corpus").glob("corpus-*.parquet"))
+    marker = stable_hash([(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files])
+    by_id = {d.id: d for d in _load_corpus(str(output), marker)}
+    docs = [by_id[i] for i in spec.keys]
+    result = generate_queries(docs, _image_pool(str(output), marker), cfg.generate, seed=cfg.seed,
+                              work_dir=work_dir(output, "generate"), shard_id=spec.name)
+    wd = work_dir(output, "queries")
+    write_parquet(wd / f"{spec.name}.parquet", [query_to_row(q) for q in result.queries], "queries")
+    write_jsonl(wd / f"{spec.name}.rejects.jsonl", [r.to_dict() for r in result.rejects])
+    stats = {"documents": len(docs), "queries": len(result.queries),
+             "rejects": dict(Counter(f"{r.stage}:{r.reason}" for r in result.rejects)),
+             "generation": result.stats}
+    return _finish(output, spec, fp, stats)
+
+
+def finalize_queries(cfg: BuildConfig, output: Path, specs: list[ShardSpec]) -> dict[str, Any]:
+    """Filter the whole query set, split by article, write queries/ and qrels/ per split."""
+    from wikihow_tiir.filter import filter_queries
+    from wikihow_tiir.split import split_queries
+
+    output = Path(output)
+    queries: list[Query] = []
+    for spec in specs:
+        queries.extend(query_from_row(r) for r in read_rows([work_dir(output, "queries") / f"{spec.name}.parquet"]))
+    corpus = list(load_corpus(output))
+    if cfg.filter.enabled:
+        result = filter_queries(queries, corpus, cfg.filter, cache_dir=work_dir(output, "filter"))
+        kept, rejects, flagged, report = result.kept, result.rejects, result.flagged, result.report
+    else:
+        kept, rejects, flagged, report = queries, [], {}, {"enabled": False}
+    exclude = set(flagged.get("likely-false-negative", []))
+    splits = split_queries(kept, cfg.split, exclude_from_test=exclude)
+    written: dict[str, Any] = {}
+    for split in ("train", "test"):
+        qs = sorted(splits.get(split, []), key=lambda q: q.id)
+        qdir, rdir = output / "queries", output / "qrels"
+        if not qs:  # an empty split is reported, not written as a broken file
+            for d in (qdir, rdir):
+                for old in d.glob(f"{split}-*.parquet"):
+                    old.unlink()
+            written[split] = {"queries": 0, "note": "empty split: no files written"}
+            continue
+        write_sharded(qdir, [query_to_row(q) for q in qs], "queries", split, cfg.output.rows_per_file)
+        qrels = [Qrel(q.id, q.positive_id, 1) for q in qs]
+        write_sharded(rdir, [qrel_to_row(r) for r in qrels], "qrels", split, max(cfg.output.rows_per_file, 10000))
+        written[split] = {"queries": len(qs)}
+    write_jsonl(work_dir(output, "filter") / "kept.jsonl",
+                [{"id": q.id, "split": q.split, "scores": q.scores} for q in sorted(kept, key=lambda q: q.id)])
+    return {"generated": len(queries), "kept": len(kept), "splits": written, "rejects": rejects,
+            "flagged": flagged, "filter_report": report, "split_queries": splits}
+
+
+# --------------------------------------------------------------------------- manifest
+
+
+def collect_rejects(output: Path, extra: list[Reject] | None = None) -> dict[str, dict[str, int]]:
+    """Gather shard rejects into rejects/<stage>.jsonl; return counts per stage and reason."""
+    output = Path(output)
+    by_stage: dict[str, list[dict[str, Any]]] = {}
+    for stage in ("corpus", "queries"):
+        for f in sorted(work_dir(output, stage).glob("shard-*.rejects.jsonl")):
+            for r in read_jsonl(f):
+                by_stage.setdefault(r["stage"], []).append(r)
+    for r in extra or []:
+        by_stage.setdefault(r.stage, []).append(r.to_dict())
+    rdir = output / "rejects"
+    rdir.mkdir(parents=True, exist_ok=True)
+    for old in rdir.glob("*.jsonl"):
+        if old.stem not in by_stage:
+            old.unlink()
+    counts: dict[str, dict[str, int]] = {}
+    for stage, recs in sorted(by_stage.items()):
+        recs.sort(key=lambda r: (r["item_id"], r["reason"]))
+        write_jsonl(rdir / f"{stage}.jsonl", recs)
+        counts[stage] = dict(sorted(Counter(r["reason"] for r in recs).items()))
+    return counts
+
+
+def file_entries(output: Path) -> dict[str, dict[str, Any]]:
+    import pyarrow.parquet as pq
+
+    out: dict[str, dict[str, Any]] = {}
+    for sub in ("corpus", "queries", "qrels"):
+        for f in sorted((Path(output) / sub).glob("*.parquet")):
+            out[f"{sub}/{f.name}"] = {"sha256": sha256_file(f), "bytes": f.stat().st_size,
+                                      "rows": pq.ParquetFile(f).metadata.num_rows}
+    return out
+
+
+def corpus_summary(output: Path) -> dict[str, Any]:
+    """Statistics, licence counts and stand-in counts of the written corpus (reads meta columns only)."""
+    from wikihow_tiir.stats import interleaved_row
+
+    files = sorted((Path(output) / "corpus").glob("corpus-*.parquet"))
+    rows = list(read_rows(files, ["texts", "image_meta", "lang", "article_id"]))
+    licences: Counter[str] = Counter()
+    stand_in = total = 0
+    for r in rows:
+        for m in r["image_meta"]:
+            if m is None:
+                continue
+            total += 1
+            stand_in += bool(m["stand_in"])
+            licences[_licence_label(m["license"])] += 1
+    return {
+        "statistics": interleaved_row((r["texts"], r["image_meta"]) for r in rows),
+        "licenses": dict(sorted(licences.items())),
+        "stand_in_images": {"count": stand_in, "total": total},
+        "languages": dict(sorted(Counter(r["lang"] for r in rows).items())),
+        "articles": len({r["article_id"] for r in rows}),
+    }
+
+
+def _licence_label(text: str) -> str:
+    text = " ".join((text or "").split())
+    if not text:
+        return "unspecified"
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+def write_manifest(cfg: BuildConfig, output: Path, info: dict[str, Any]) -> dict[str, Any]:
+    """manifest.json: provenance, counts, statistics, licences, rejects and sha256 of every dataset file.
+
+    Holds no wall-clock time, so two builds of the same inputs write the same bytes.
+    """
+    output = Path(output)
+    manifest: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "name": "wikiHow-TIIR",
+        "created_by": {"package": "wikihow-tiir", "version": __version__, "git_commit": git_commit()},
+        # the task runner is how the build ran, not what it built: left out so both give the same bytes
+        "config": cfg.model_dump(mode="json", exclude={"runner"}),
+        **info,
+        "files": file_entries(output),
+    }
+    manifest["licenses"] = {"text": TEXT_LICENSE, "images": info.get("licenses", {})}
+    atomic_write_json(output / "manifest.json", manifest)
+    return manifest
+
+
+def split_stats(splits: dict[str, list[Query]]) -> dict[str, Any]:
+    from wikihow_tiir.stats import interleaved_row
+
+    return {s: interleaved_row(((q.content.texts, q.content.image_meta) for q in qs), positives=1)
+            for s, qs in sorted(splits.items()) if qs}
+
+
+def source_summary(cfg: BuildConfig, output: Path, specs: list[ShardSpec]) -> dict[str, Any]:
+    arts = []
+    for spec in specs:
+        f = work_dir(output, "corpus") / f"{spec.name}.articles.jsonl"
+        if f.is_file():
+            arts.extend(read_jsonl(f))
+    dates = sorted({a["fetched_at"][:10] for a in arts if a.get("fetched_at")})
+    return {
+        "kind": cfg.source.kind,
+        "archive": str(cfg.source.archive) if cfg.source.kind != "vgsi" else None,
+        "pages": sum(len(s.keys) for s in specs) if cfg.source.kind != "vgsi" else None,
+        "articles": len(arts),
+        "snapshot_dates": dates,
+        "layouts": dict(sorted(Counter(a["layout"] for a in arts).items())),
+        "parse_notes": sum(len(a.get("parse_notes") or []) for a in arts),
+    }
+
+
+# --------------------------------------------------------------------------- the whole build, inline
+
+
+MapFn = Callable[[Callable[..., dict[str, Any]], list[ShardSpec]], list[dict[str, Any]]]
+
+
+def run_build(cfg: BuildConfig, output: Path, map_shards: MapFn | None = None,
+              log: Callable[[str], None] = lambda m: None) -> dict[str, Any]:
+    """The whole build. ``map_shards(fn, specs)`` runs ``fn(spec)`` for every shard (the flow passes a
+    Prefect-backed one; the default runs them one after another in this process)."""
+    output = Path(output)
+    output.mkdir(parents=True, exist_ok=True)
+    if map_shards is None:
+        def map_shards(fn, specs):
+            return [fn(s) for s in specs]
+
+    crawl_summary = acquire(cfg)
+    specs = plan_corpus(cfg)
+    log(f"corpus: {len(specs)} shard(s)")
+    stats = map_shards(functools.partial(run_corpus_shard, cfg, output), specs)
+    corpus_info = finalize_corpus(cfg, output, specs, stats)
+    log(f"corpus: {corpus_info['documents']} documents")
+    info: dict[str, Any] = {"sources": source_summary(cfg, output, specs)}
+    if crawl_summary:
+        info["crawl"] = crawl_summary
+    summary = corpus_summary(output)
+    info["statistics"] = {"corpus": summary["statistics"], "queries": {}}
+    info["licenses"] = summary["licenses"]
+    info["stand_in_images"] = summary["stand_in_images"]
+    info["languages"] = summary["languages"]
+    extra_rejects: list[Reject] = []
+    if cfg.generate.enabled and corpus_info["documents"]:
+        from wikihow_tiir.generate import prompt_manifest
+
+        qspecs = plan_queries(cfg, output)
+        log(f"queries: {len(qspecs)} shard(s)")
+        qstats = map_shards(functools.partial(run_query_shard, cfg, output), qspecs)
+        fin = finalize_queries(cfg, output, qspecs)
+        extra_rejects = fin["rejects"]
+        info["statistics"]["queries"] = split_stats(fin["split_queries"])
+        info["generation"] = {"prompts": prompt_manifest(), "backends": cfg.section_json("generate")["generate"],
+                              "shards": _merge_generation_stats(qstats)}
+        info["filter"] = {"thresholds": cfg.section_json("filter")["filter"], "report": fin["filter_report"],
+                          "generated": fin["generated"], "kept": fin["kept"],
+                          "flagged": {k: sorted(v) for k, v in fin["flagged"].items()},
+                          "splits": fin["splits"]}
+        log(f"queries: {fin['generated']} generated, {fin['kept']} kept")
+    info["rejects"] = collect_rejects(output, extra_rejects)
+    info["changelog"] = [{"version": __version__, "note": "Built with wikihow-tiir " + __version__}]
+    manifest = write_manifest(cfg, output, info)
+    card = _write_card(output, manifest)
+    from wikihow_tiir.report import write_report
+
+    report = write_report(output)
+    log(f"report: {report}")
+    return {"output": str(output), "documents": corpus_info["documents"], "report": str(report),
+            "queries": {s: v.get("queries", 0) for s, v in manifest.get("filter", {}).get("splits", {}).items()},
+            "rejects": info["rejects"], "card": card}
+
+
+def _merge_generation_stats(qstats: list[dict[str, Any]]) -> dict[str, Any]:
+    merged: dict[str, Any] = {"documents": 0, "queries": 0, "rejects": Counter()}
+    for s in qstats:
+        merged["documents"] += s.get("documents", 0)
+        merged["queries"] += s.get("queries", 0)
+        merged["rejects"].update(s.get("rejects", {}))
+        for k, v in (s.get("generation") or {}).items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                merged[k] = merged.get(k, 0) + v
+    merged["rejects"] = dict(sorted(merged["rejects"].items()))
+    return merged
+
+
+def _write_card(output: Path, manifest: dict[str, Any]) -> str | None:
+    try:
+        from wikihow_tiir.publish.card import render_card
+    except ImportError:
+        return None
+    from wikihow_tiir.io import atomic_write_text
+
+    atomic_write_text(Path(output) / "README.md", render_card(manifest))
+    return str(Path(output) / "README.md")
+
+
+def n_files(total: int, per_file: int) -> int:
+    return math.ceil(total / per_file) if total else 0
