@@ -22,41 +22,58 @@ class _Section(BaseModel):
 
 
 class CrawlConfig(_Section):
-    """Live crawling of wikiHow (issue: acquisition). Used when ``source.kind == "live"``."""
+    """Live crawling of wikiHow (issue: acquisition). Used when ``source.kind == "live"``.
+
+    The defaults are the polite ones: 1 request/s per host, robots.txt honoured, opt-out headers
+    honoured, only wikiHow's own hosts. A live crawl refuses to start without ``contact``.
+    """
 
     base_url: str = "https://www.wikihow.com"
     discovery: Literal["sitemap", "category", "urls"] = "sitemap"
     sitemap_url: str | None = None  # default: <base_url>/sitemap_index.xml
-    categories: list[str] = Field(default_factory=list)  # for discovery == "category"
-    category_depth: int = 2
-    url_file: Path | None = None  # for discovery == "urls": one URL per line
-    max_articles: int | None = 100
+    api_url: str | None = None  # MediaWiki API for category discovery; default: <base_url>/api.php
+    categories: list[str] = Field(default_factory=list)  # for discovery == "category" ("Food and Entertaining")
+    category_depth: int = Field(2, ge=0)  # how many levels of subcategories to recurse into
+    max_categories: int = Field(200, ge=1)  # cap on categories visited in one discovery
+    url_file: Path | None = None  # for discovery == "urls": one URL per line ('#' starts a comment)
+    max_articles: int | None = Field(100, ge=1)
     changed_since: str | None = None  # ISO date: only sitemap entries with a newer lastmod
+    rediscover: bool = False  # re-run discovery even when a finished discovery with these settings exists
     user_agent: str = "wikihow-tiir/0.1 (research dataset builder)"
     contact: str | None = None  # required for a live crawl: e-mail or URL put in the User-Agent
-    requests_per_second: float = 1.0  # per host
-    max_concurrency: int = 4  # across hosts
-    timeout_s: float = 30.0
-    max_retries: int = 5
-    backoff_base_s: float = 1.0
-    max_backoff_s: float = 900.0
-    max_page_bytes: int = 8 * 1024 * 1024
-    max_image_bytes: int = 16 * 1024 * 1024
+    requests_per_second: float = Field(1.0, ge=0)  # per host; 0 switches the limit off (benchmarks only)
+    max_concurrency: int = Field(4, ge=1)  # requests in flight, all hosts together
+    timeout_s: float = Field(30.0, gt=0)  # connect and read timeout, and the cap on one body's transfer
+    max_retries: int = Field(5, ge=0)  # on timeouts, connection errors, cut bodies and 5xx
+    backoff_base_s: float = Field(1.0, ge=0)  # retry n waits backoff_base_s * 2**n + jitter
+    max_backoff_s: float = Field(900.0, ge=0)  # cap on one wait, Retry-After included
+    pause_on_429_s: float = Field(900.0, ge=0)  # host-wide pause after a 429 without Retry-After
+    max_redirects: int = Field(5, ge=0)
+    max_page_bytes: int = Field(8 * 1024 * 1024, ge=1)
+    max_image_bytes: int = Field(16 * 1024 * 1024, ge=1)
     allowed_hosts: list[str] = Field(default_factory=lambda: [
         "www.wikihow.com", "wikihow.com", "*.wikihow.com", "*.whstatic.com", "whstatic.com",
     ])
     respect_robots: bool = True
     skip_noai_images: bool = True  # X-Robots-Tag: noai / noimageai
+    noai_directives: list[str] = Field(default_factory=lambda: ["noai", "noimageai"])
     fetch_images: bool = True
-    allow_private_addresses: bool = False  # only tests set this (loopback mirror)
+    retry_failed: bool = True  # a re-run retries URLs that failed for a transient reason (5xx, timeout ...)
+    allow_private_addresses: bool = False  # only tests set this (loopback mirror); link-local is always refused
+    # Route requests for an origin to another one, e.g. {"https://www.wikihow.com": "http://127.0.0.1:8080"}
+    # for a local mirror: allowlist, robots and rate limits apply to the original URL, which is also the
+    # archive key; the address check applies to where we really connect.
+    origin_map: dict[str, str] = Field(default_factory=dict)
 
 
 class VgsiConfig(_Section):
     """The wikiHow-VGSI release (``WikihowText_data.json`` + images)."""
 
-    text_file: Path | None = None
+    text_file: Path | None = None  # JSON lines, one article per line
     images: Path | None = None  # a folder of {step_id}.png or wiki_images.zip
-    max_articles: int | None = None
+    max_articles: int | None = Field(None, ge=1)
+    base_url: str = "https://www.wikihow.com"  # article URLs are rebuilt from the goal ("How to X" -> /X)
+    lang: str = "en"
 
 
 class SourceConfig(_Section):
@@ -75,12 +92,14 @@ class SegmentConfig(_Section):
 
 
 class ImageConfig(_Section):
-    max_side: int = 728
-    min_side: int = 32
-    max_aspect_ratio: float = 8.0
-    max_pixels: int = 40_000_000  # decompression-bomb guard (before decoding)
-    max_bytes: int = 16 * 1024 * 1024
-    jpeg_quality: int = 90
+    """Image normalization (``wikihow_tiir.images``): every stored picture is an RGB JPEG."""
+
+    max_side: int = Field(728, ge=16)  # longest side after resizing (wikiHow's large step images: 728 px)
+    min_side: int = Field(32, ge=1)  # shorter side below this: "too-small"
+    max_aspect_ratio: float = Field(8.0, ge=1.0)  # longer/shorter side above this: "bad-aspect-ratio"
+    max_pixels: int = Field(40_000_000, ge=1)  # decompression-bomb guard, checked on the header before decoding
+    max_bytes: int = Field(16 * 1024 * 1024, ge=1)  # larger bodies: "too-large-bytes"
+    jpeg_quality: int = Field(90, ge=1, le=95)  # Pillow advises against > 95
 
 
 class BackendConfig(_Section):
@@ -95,8 +114,13 @@ class BackendConfig(_Section):
     timeout_s: float = 60.0
     concurrency: int = 8
     retries: int = 3
-    json_mode: bool = True
-    extra: dict[str, Any] = Field(default_factory=dict)
+    backoff_s: float = 1.0  # first retry delay (doubles); a 429's Retry-After takes precedence
+    json_mode: bool = True  # ask for a JSON object (response_format); off for servers without it
+    # how the output schema travels with the request: not at all, OpenAI/vLLM "json_schema",
+    # or llama.cpp's {"type": "json_object", "schema": ...} (grammar-constrained decoding)
+    json_schema: Literal["none", "openai", "llama-cpp"] = "none"
+    image_size: str = "1024x1024"  # render stage (images API)
+    extra: dict[str, Any] = Field(default_factory=dict)  # passed through as extra_body
 
 
 class GenerateConfig(_Section):
@@ -110,27 +134,47 @@ class GenerateConfig(_Section):
     visualize: BackendConfig = Field(default_factory=BackendConfig)
     render: BackendConfig = Field(default_factory=BackendConfig)
     cache: bool = True  # SQLite request cache under the build's work folder
+    min_text_tokens: int = 20  # a query's text outside this range is rejected (paper: ~105 on average)
+    max_text_tokens: int = 300
+    max_copied_share: float = 0.6  # share of the document's step text found verbatim in the query
+    salient_sentences: int = 4  # BM25-salient sentences shown to the visualize stage
+    near_copy_phash_distance: int = 6  # a query image this close to a positive image is refused
 
 
 class FilterConfig(_Section):
+    """Query filter thresholds (issue 5; ``wikihow_tiir.filter``). Scores are cosines of the shared
+    all-MiniLM-L6-v2 embeddings unless said otherwise; the calibration notes are in
+    ``wikihow_tiir/filter/__init__.py`` (distribution of each score on the bundled build)."""
+
     enabled: bool = True
-    embed_batch_size: int = 64
-    relevance_min: float = 0.25
-    easiness_max_similarity: float = 0.95
-    easiness_percentile: float | None = None  # e.g. 95: also drop the top (100-p)% most similar
-    lexical_overlap_max: float = 0.9
-    answerability_top_k: int = 20
-    false_negative_margin: float = 0.05
-    near_duplicate_cosine: float = 0.97
-    phash_max_distance: int = 6
-    min_text_tokens: int = 20
-    max_text_tokens: int = 400
+    embed_batch_size: int = Field(64, ge=1)
+    embed_shard_size: int = Field(4096, ge=1)  # texts per cached embedding shard
+    query_block_size: int = Field(1024, ge=1)  # queries per exact corpus-search block (memory ~ block x corpus x 4 B)
+    relevance_min: float = Field(0.25, ge=-1, le=1)  # query (text + image prompts) vs its positive: floor
+    easiness_max_similarity: float = Field(0.95, ge=-1, le=1)  # same cosine: ceiling (the query copies the doc)
+    # NeMo-Curator style: also drop queries above this percentile (0-100) of that cosine, computed over the
+    # whole query set at once (never per batch); None = off
+    easiness_percentile: float | None = Field(None, gt=0, le=100)
+    lexical_overlap_max: float = Field(0.9, ge=0, le=1)  # share of the query's word n-grams found in its positive
+    lexical_ngram: int = Field(3, ge=1)  # n of those n-grams (CJK: characters)
+    answerability_top_k: int = Field(20, ge=1)  # the positive must rank within top-k of the whole corpus
+    false_negative_margin: float = Field(0.05, ge=0)  # another article's doc above the positive by this: flagged
+    near_duplicate_cosine: float = Field(0.97, ge=-1, le=1)  # two queries above this: keep the first (by id)
+    min_query_images: int = Field(2, ge=0)
+    max_query_images: int = Field(4, ge=0)
+    phash_max_distance: int = Field(6, ge=0, le=64)  # two images this close (Hamming bits) are near-copies
+    min_text_tokens: int = Field(20, ge=0)  # MiniLM WordPiece tokens of the query text
+    max_text_tokens: int = Field(400, ge=1)
     check_language: bool = True
+    language_min: float = Field(0.5, ge=0, le=1)  # estimated share/probability of the article's language
     llm_judge: BackendConfig | None = None  # off by default
 
 
 class SplitConfig(_Section):
-    test_share: float = 0.2
+    """Train/test split by article (``wikihow_tiir.split``). The paper has 7,654 test vs 73,084 train
+    queries (9.5 %); our default keeps a larger test share because sample builds are small."""
+
+    test_share: float = Field(0.2, ge=0, le=1)  # share of articles (hence about of queries) put in test
     seed: int = 13
 
 
