@@ -66,8 +66,9 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
 
+# dry run by default; a release: make publish REPO_ID=org/name VERSION=1.0.0 PUBLISH_ARGS= (needs HF_TOKEN or `hf auth login`)
 publish: $(STAMP)
-	$(BIN)/wikihow-tiir publish $(DATASET) --repo-id $(REPO_ID) --version $(VERSION) $(PUBLISH_ARGS)
+	HF_HUB_OFFLINE=0 HF_DATASETS_OFFLINE=0 $(BIN)/wikihow-tiir publish $(DATASET) --repo-id $(REPO_ID) --version $(VERSION) $(PUBLISH_ARGS)
 
 evaluate: $(STAMP)
 	$(BIN)/wikihow-tiir evaluate --dataset $(DATASET) --split test --model bm25 --model minilm --model fusion-effnet --output $(DATASET)/eval

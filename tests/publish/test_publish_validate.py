@@ -1,0 +1,119 @@
+"""Validation before publishing: each kind of breakage is found and named."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from publish_helpers import manifest_of
+
+from wikihow_tiir.io import atomic_write_json, atomic_write_text
+from wikihow_tiir.publish.card import render_card
+from wikihow_tiir.publish.manifest import DATASET_PATTERNS, dataset_files, file_entries
+from wikihow_tiir.publish.parquet import read_rows, write_parquet
+from wikihow_tiir.publish.validate import validate_dataset
+
+
+def rewrite(root: Path, rel: str, config: str, edit) -> None:
+    """Change the rows of one shard, then refresh manifest + card so only the intended problem remains."""
+    rows = list(read_rows([root / rel]))
+    edit(rows)
+    write_parquet(root / rel, rows, config)
+    manifest = manifest_of(root)
+    manifest["files"] = file_entries(root)
+    atomic_write_json(root / "manifest.json", manifest)
+    atomic_write_text(root / "README.md", render_card(manifest))
+
+
+def test_valid_dataset_has_no_problems(tiny_dataset: Path) -> None:
+    assert validate_dataset(tiny_dataset) == []
+
+
+def test_file_entries_and_allowlist(tiny_dataset: Path) -> None:
+    entries = file_entries(tiny_dataset)
+    assert sorted(entries) == ["corpus/corpus-00000-of-00002.parquet", "corpus/corpus-00001-of-00002.parquet",
+                               "qrels/test-00000-of-00001.parquet", "qrels/train-00000-of-00001.parquet",
+                               "queries/test-00000-of-00001.parquet", "queries/train-00000-of-00001.parquet"]
+    assert entries["corpus/corpus-00000-of-00002.parquet"]["rows"] == 3
+    assert entries["corpus/corpus-00001-of-00002.parquet"]["rows"] == 1
+    assert len(entries["qrels/test-00000-of-00001.parquet"]["sha256"]) == 64
+    files = [p.as_posix() for p in dataset_files(tiny_dataset)]
+    assert files[:2] == ["README.md", "manifest.json"] and len(files) == 8
+    assert not any(f.startswith(("rejects", "report", "work", "eval")) for f in files)
+    assert "README.md" in DATASET_PATTERNS and "corpus/*.parquet" in DATASET_PATTERNS
+
+
+def test_sha256_mismatch_and_unlisted_files(tiny_dataset: Path) -> None:
+    manifest = manifest_of(tiny_dataset)
+    manifest["files"]["qrels/test-00000-of-00001.parquet"]["sha256"] = "f" * 64
+    del manifest["files"]["qrels/train-00000-of-00001.parquet"]
+    manifest["files"]["corpus/corpus-00009-of-00010.parquet"] = {"sha256": "0" * 64, "bytes": 1, "rows": 1}
+    (tiny_dataset / "manifest.json").write_text(json.dumps(manifest))
+    problems = validate_dataset(tiny_dataset)
+    assert "qrels/test-00000-of-00001.parquet: sha256 differs from manifest.json (file changed after the build?)" \
+        in problems
+    assert "qrels/train-00000-of-00001.parquet: on disk but not listed in manifest.json" in problems
+    assert "corpus/corpus-00009-of-00010.parquet: listed in manifest.json but missing on disk" in problems
+
+
+def test_duplicate_ids(tiny_dataset: Path) -> None:
+    rewrite(tiny_dataset, "corpus/corpus-00001-of-00002.parquet", "corpus",
+            lambda rows: rows[0].update(id="wh-0-s1"))
+    problems = validate_dataset(tiny_dataset)
+    assert "corpus/corpus: id 'wh-0-s1' appears more than once" in problems
+
+
+def test_dangling_qrels_and_positive_ids(tiny_dataset: Path) -> None:
+    rewrite(tiny_dataset, "qrels/test-00000-of-00001.parquet", "qrels",
+            lambda rows: rows[0].update({"corpus-id": "wh-404-s1", "query-id": "q-404"}))
+    rewrite(tiny_dataset, "queries/train-00000-of-00001.parquet", "queries",
+            lambda rows: rows[0].update(positive_id="wh-nowhere"))
+    problems = validate_dataset(tiny_dataset)
+    assert "qrels/test: query-id 'q-404' is not a test query" in problems
+    assert "qrels/test: corpus-id 'wh-404-s1' is not in the corpus" in problems
+    assert "queries/train: query 'q-0' has positive_id 'wh-nowhere', which is not in the corpus" in problems
+
+
+def test_undecodable_image_and_bad_positions(tiny_dataset: Path) -> None:
+    def break_rows(rows):
+        rows[0]["images"][3] = {"bytes": b"not an image", "path": None}
+        rows[1]["texts"][3] = "text where an image is"
+
+    rewrite(tiny_dataset, "corpus/corpus-00000-of-00002.parquet", "corpus", break_rows)
+    problems = validate_dataset(tiny_dataset)
+    assert any(p.startswith("corpus/corpus: row 'wh-0-s1' image at position 3 does not decode") for p in problems)
+    assert "corpus/corpus: row 'wh-1-s1' position 3 must hold exactly one of text / image" in problems
+
+
+def test_card_problems(tiny_dataset: Path) -> None:
+    card = tiny_dataset / "README.md"
+    card.write_text("# no yaml header\n")
+    assert validate_dataset(tiny_dataset) == ["README.md: the card does not start with a '---' YAML header"]
+    text = render_card(manifest_of(tiny_dataset))
+    card.write_text(text.replace("license: cc-by-nc-sa-3.0", "license: mit")
+                    .replace("path: qrels/test-*.parquet", "path: qrels/nothing-*.parquet")
+                    .replace("  - name: score\n    dtype: int32", "  - name: score\n    dtype: string"))
+    problems = validate_dataset(tiny_dataset)
+    assert "README.md: license is 'mit', expected 'cc-by-nc-sa-3.0'" in problems
+    assert "README.md: config 'qrels' split 'test' points at 'qrels/nothing-*.parquet', which matches no file" \
+        in problems
+    assert "README.md: dataset_info features of 'qrels' differ from the data model" in problems
+
+
+def test_load_dataset_read_back_is_checked(tiny_dataset: Path) -> None:
+    # a card whose data_files glob swallows another split: rows on disk != rows loaded
+    text = (tiny_dataset / "README.md").read_text()
+    (tiny_dataset / "README.md").write_text(text.replace("path: queries/train-*.parquet",
+                                                         "path: queries/*-*.parquet"))
+    problems = validate_dataset(tiny_dataset)
+    assert any(p.startswith("load_dataset('queries')") for p in problems), problems
+    assert validate_dataset(tiny_dataset, check_load=False) == []
+
+
+def test_missing_pieces(tmp_path: Path, tiny_dataset: Path) -> None:
+    assert validate_dataset(tmp_path / "nope") == [f"{tmp_path / 'nope'}: not a folder"]
+    (tiny_dataset / "manifest.json").unlink()
+    for p in (tiny_dataset / "qrels").glob("*.parquet"):
+        p.unlink()
+    problems = validate_dataset(tiny_dataset)
+    assert "qrels/: no Parquet files" in problems and "manifest.json is missing" in problems
