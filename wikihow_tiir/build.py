@@ -35,6 +35,7 @@ from wikihow_tiir.model import (
     query_from_row,
     query_to_row,
 )
+from wikihow_tiir.publish.manifest import file_entries
 from wikihow_tiir.publish.parquet import read_rows, write_parquet, write_sharded, write_sharded_iter
 
 # bump when a stage's output for the same inputs changes
@@ -347,17 +348,6 @@ def collect_rejects(output: Path, extra: list[Reject] | None = None) -> dict[str
     return counts
 
 
-def file_entries(output: Path) -> dict[str, dict[str, Any]]:
-    import pyarrow.parquet as pq
-
-    out: dict[str, dict[str, Any]] = {}
-    for sub in ("corpus", "queries", "qrels"):
-        for f in sorted((Path(output) / sub).glob("*.parquet")):
-            out[f"{sub}/{f.name}"] = {"sha256": sha256_file(f), "bytes": f.stat().st_size,
-                                      "rows": pq.ParquetFile(f).metadata.num_rows}
-    return out
-
-
 def corpus_summary(output: Path) -> dict[str, Any]:
     """Statistics, licence counts and stand-in counts of the written corpus (reads meta columns only)."""
     from wikihow_tiir.stats import interleaved_row
@@ -402,7 +392,7 @@ def write_manifest(cfg: BuildConfig, output: Path, info: dict[str, Any]) -> dict
         # the task runner is how the build ran, not what it built: left out so both give the same bytes
         "config": cfg.model_dump(mode="json", exclude={"runner"}),
         **info,
-        "files": file_entries(output),
+        "files": file_entries(output),  # sha256, bytes, rows of every dataset file
     }
     manifest["licenses"] = {"text": TEXT_LICENSE, "images": info.get("licenses", {})}
     atomic_write_json(output / "manifest.json", manifest)
@@ -485,11 +475,19 @@ def run_build(cfg: BuildConfig, output: Path, map_shards: MapFn | None = None,
     info["changelog"] = [{"version": __version__, "note": "Built with wikihow-tiir " + __version__}]
     manifest = write_manifest(cfg, output, info)
     card = _write_card(output, manifest)
+    from wikihow_tiir.publish.validate import validate_dataset
+
+    # a quick check (the full load_dataset read-back is `wikihow-tiir validate`); problems are reported,
+    # not raised: a corpus-only or all-rejected build is still worth looking at, and publish refuses it
+    problems = validate_dataset(output, check_load=False)
+    for p in problems:
+        log(f"validation: {p}")
     from wikihow_tiir.report import write_report
 
     report = write_report(output)
     log(f"report: {report}")
     return {"output": str(output), "documents": corpus_info["documents"], "report": str(report),
+            "validation_problems": problems,
             "queries": {s: v.get("queries", 0) for s, v in manifest.get("filter", {}).get("splits", {}).items()},
             "rejects": info["rejects"], "card": card}
 
