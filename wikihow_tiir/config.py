@@ -41,9 +41,9 @@ class CrawlConfig(_Section):
     rediscover: bool = False  # re-run discovery even when a finished discovery with these settings exists
     user_agent: str = "wikihow-tiir/0.1 (research dataset builder)"
     contact: str | None = None  # required for a live crawl: e-mail or URL put in the User-Agent
-    requests_per_second: float = Field(1.0, ge=0)  # per host; 0 switches the limit off (benchmarks only)
+    requests_per_second: float = Field(1.0, ge=0)  # per host; 0 = no limit (local mirrors/benchmarks only)
     max_concurrency: int = Field(4, ge=1)  # requests in flight, all hosts together
-    timeout_s: float = Field(30.0, gt=0)  # connect and read timeout, and the cap on one body's transfer
+    timeout_s: float = Field(30.0, gt=0)  # connect and read timeout; a whole body must arrive within 4x this
     max_retries: int = Field(5, ge=0)  # on timeouts, connection errors, cut bodies and 5xx
     backoff_base_s: float = Field(1.0, ge=0)  # retry n waits backoff_base_s * 2**n + jitter
     max_backoff_s: float = Field(900.0, ge=0)  # cap on one wait, Retry-After included
