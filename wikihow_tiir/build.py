@@ -493,15 +493,12 @@ def run_build(cfg: BuildConfig, output: Path, map_shards: MapFn | None = None,
 
 
 def _merge_generation_stats(qstats: list[dict[str, Any]]) -> dict[str, Any]:
-    merged: dict[str, Any] = {"documents": 0, "queries": 0, "rejects": Counter()}
-    for s in qstats:
-        merged["documents"] += s.get("documents", 0)
-        merged["queries"] += s.get("queries", 0)
-        merged["rejects"].update(s.get("rejects", {}))
-        for k, v in (s.get("generation") or {}).items():
-            if isinstance(v, (int, float)) and not isinstance(v, bool):
-                merged[k] = merged.get(k, 0) + v
-    merged["rejects"] = dict(sorted(merged["rejects"].items()))
+    """The generation stats of all query shards added up; run-time figures (wall time, cache hits) stay
+    out, so that the manifest of a resumed or re-run build is byte-identical."""
+    from wikihow_tiir.generate import merge_stats
+
+    merged = merge_stats([s["generation"] for s in qstats if s.get("generation")])
+    merged.pop("run", None)
     return merged
 
 

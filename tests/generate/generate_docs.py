@@ -1,0 +1,69 @@
+"""Small hand-made documents for the generation tests (Pillow pictures, normalized for real).
+
+A uniquely named module (not ``conftest``) so test modules can import it unambiguously.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import random
+
+from PIL import Image, ImageDraw
+
+from wikihow_tiir.images import normalize_image
+from wikihow_tiir.model import Document, Interleaved
+
+ARTICLES = [
+    ("101", "en", "How to Clean Car Rims", "Washing the Rims", [
+        "Use a hose to rinse the rims.", "Spray an even layer of wheel cleaner onto the wheel.",
+        "Scrub the rims with a soft brush.", "Rinse off the cleaner with clean water.",
+        "Dry the rims with a microfiber towel."]),
+    ("102", "en", "How to Repot a Houseplant", "Moving the Plant", [
+        "Water the plant a day before repotting.", "Tip the pot and slide the plant out gently.",
+        "Loosen the roots with your fingers.", "Put fresh potting soil in the new pot.",
+        "Set the plant in the pot and fill around it with soil.", "Water the plant thoroughly."]),
+    ("103", "en", "How to Make Pancakes", "Cooking the Batter", [
+        "Whisk flour, sugar and baking powder in a bowl.", "Add milk and an egg and stir until smooth.",
+        "Heat a buttered pan over medium heat.", "Pour a ladle of batter into the pan."]),
+    ("104", "en", "How to Fix a Flat Bike Tire", "Patching the Tube", [
+        "Remove the wheel from the bike frame.", "Lever the tire off the rim with tire levers.",
+        "Find the hole by pumping air into the tube.", "Glue a patch over the hole and press firmly.",
+        "Put the tube back and inflate the tire."]),
+    ("105", "ja", "靴を磨く方法", "革靴の手入れ", [
+        "靴ひもを外してブラシでほこりを落とす。", "柔らかい布にクリームを少量取る。",
+        "円を描くようにクリームを塗り込む。", "乾いた布で表面を磨いて艶を出す。"]),
+    ("106", "en", "How to Paint a Wall", "Preparing and Painting", [
+        "Move furniture away from the wall.", "Tape the edges along the ceiling and trim.",
+        "Roll primer onto the wall in a W pattern.", "Apply two coats of paint with a roller."]),
+]
+
+
+def picture(seed: str, side: int = 120) -> bytes:
+    """A distinct, deterministic picture (random rectangles and discs) as PNG bytes."""
+    rng = random.Random(hashlib.sha256(seed.encode()).hexdigest())
+    im = Image.new("RGB", (side, side), tuple(rng.randrange(256) for _ in range(3)))
+    d = ImageDraw.Draw(im)
+    for _ in range(8):
+        x0, y0 = rng.randrange(side), rng.randrange(side)
+        x1, y1 = x0 + rng.randrange(10, 60), y0 + rng.randrange(10, 60)
+        fill = tuple(rng.randrange(256) for _ in range(3))
+        (d.rectangle if rng.random() < 0.5 else d.ellipse)([x0, y0, x1, y1], fill=fill)
+    buf = io.BytesIO()
+    im.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def make_document(article_id: str, lang: str, goal: str, section: str, steps: list[str],
+                  section_index: int = 1) -> Document:
+    content = Interleaved()
+    content.add_text(goal)
+    content.add_text(section)
+    for i, step in enumerate(steps, 1):
+        content.add_text(step)
+        img = normalize_image(picture(f"{article_id}-{section_index}-{i}"))
+        content.add_image(img.meta(source_url=f"https://example.org/{article_id}/{i}.jpg",
+                                   license="CC BY-NC-SA 3.0", stand_in=True), img.data)
+    return Document(id=Document.make_id(article_id, section_index), article_id=article_id,
+                    url=f"https://example.org/{article_id}", lang=lang, goal=goal, section_title=section,
+                    section_kind="method", section_index=section_index, content=content)

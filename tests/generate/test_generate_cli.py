@@ -1,0 +1,64 @@
+"""`wikihow-tiir generate` on a built corpus folder, offline and against an OpenAI-compatible server."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+from servers.openai_server import OpenAIServer
+from typer.testing import CliRunner
+
+from wikihow_tiir.generate.cli import register
+from wikihow_tiir.model import document_to_row, query_from_row
+from wikihow_tiir.publish.parquet import read_rows, write_parquet
+
+
+def _app() -> typer.Typer:
+    app = typer.Typer()
+    register(app)
+
+    @app.command()
+    def _unused() -> None:  # typer runs a lone command without its name; keep `generate` a subcommand
+        pass
+
+    return app
+
+
+def _dataset(tmp_path, documents):
+    write_parquet(tmp_path / "ds" / "corpus" / "corpus-00000-of-00001.parquet",
+                  [document_to_row(d) for d in documents], "corpus")
+    return tmp_path / "ds"
+
+
+def test_generate_command_offline(tmp_path, documents):
+    ds = _dataset(tmp_path, documents)
+    res = CliRunner().invoke(_app(), ["generate", str(ds), "--limit", "3", "--set", "generate.documents_per_shard=2"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout)
+    assert summary["documents"] == 3 and summary["queries"] == 3
+    out = ds / "work" / "generate-cli"
+    queries = [query_from_row(r) for r in read_rows(sorted(out.glob("queries-shard-*.parquet")))]
+    assert len(queries) == 3 and len(list(out.glob("queries-shard-*.parquet"))) == 2
+    assert all(2 <= q.content.n_images <= 4 for q in queries)
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["stats"]["queries"] == 3 and "write" in stats["prompts"]
+    assert (out / "work" / "cache.sqlite").exists()
+
+
+def test_generate_command_uses_an_openai_compatible_server(tmp_path, documents):
+    ds = _dataset(tmp_path, documents)
+    with OpenAIServer() as server:
+        res = CliRunner().invoke(_app(), ["generate", str(ds), "--limit", "2", "--base-url", server.base_url,
+                                          "--model", "scripted-1", "--image-model", "scripted-1"])
+        assert res.exit_code == 0, res.output
+        assert server.count("write") == 2 and server.count("visualize") == 2 and server.count("render") >= 4
+    out = ds / "work" / "generate-cli"
+    queries = [query_from_row(r) for r in read_rows(sorted(out.glob("queries-shard-*.parquet")))]
+    assert len(queries) == 2
+    assert all(m.source_url == "generated:scripted-1" for q in queries for m in q.content.image_meta if m)
+    assert queries[0].provenance["stages"]["write"]["model"] == "scripted-1"
+
+
+def test_generate_command_refuses_a_folder_without_a_corpus(tmp_path):
+    res = CliRunner().invoke(_app(), ["generate", str(tmp_path)])
+    assert res.exit_code == 2 and "corpus" in res.output
