@@ -149,13 +149,14 @@ class FilterConfig(_Section):
     enabled: bool = True
     embed_batch_size: int = Field(64, ge=1)
     embed_shard_size: int = Field(4096, ge=1)  # texts per cached embedding shard
+    embed_device: str = "cpu"  # torch device of the MiniLM embedder ("cuda" where there is a GPU)
     query_block_size: int = Field(1024, ge=1)  # queries per exact corpus-search block (memory ~ block x corpus x 4 B)
-    relevance_min: float = Field(0.25, ge=-1, le=1)  # query (text + image prompts) vs its positive: floor
+    relevance_min: float = Field(0.30, ge=-1, le=1)  # query (text + image prompts) vs its positive: floor
     easiness_max_similarity: float = Field(0.95, ge=-1, le=1)  # same cosine: ceiling (the query copies the doc)
     # NeMo-Curator style: also drop queries above this percentile (0-100) of that cosine, computed over the
     # whole query set at once (never per batch); None = off
     easiness_percentile: float | None = Field(None, gt=0, le=100)
-    lexical_overlap_max: float = Field(0.9, ge=0, le=1)  # share of the query's word n-grams found in its positive
+    lexical_overlap_max: float = Field(0.6, ge=0, le=1)  # share of the query's word n-grams found in its positive
     lexical_ngram: int = Field(3, ge=1)  # n of those n-grams (CJK: characters)
     answerability_top_k: int = Field(20, ge=1)  # the positive must rank within top-k of the whole corpus
     false_negative_margin: float = Field(0.05, ge=0)  # another article's doc above the positive by this: flagged
