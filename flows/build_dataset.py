@@ -44,7 +44,16 @@ _TASKS = {"corpus": corpus_shard, "queries": query_shard}
 
 
 def _prefect_map(cfg: BuildConfig, output: Path, show_progress: bool):
+    # workers (on other machines too) get absolute paths: a relative one would resolve against each
+    # worker's own working directory; outputs never record these paths
     cfg_json = cfg.model_dump(mode="json")
+    src = cfg_json["source"]
+    if src.get("archive"):
+        src["archive"] = str(Path(src["archive"]).resolve())
+    for key in ("text_file", "images"):
+        if (src.get("vgsi") or {}).get(key):
+            src["vgsi"][key] = str(Path(src["vgsi"][key]).resolve())
+    output = Path(output).resolve()
 
     def map_shards(fn, specs: list[build.ShardSpec]) -> list[dict[str, Any]]:
         if not specs:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import re
 import subprocess
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -126,12 +127,22 @@ def acquire(cfg: BuildConfig, progress: bool = False) -> dict[str, Any]:
     return summary
 
 
-def plan_corpus(cfg: BuildConfig) -> list[ShardSpec]:
-    if cfg.source.kind == "vgsi":
-        from wikihow_tiir.sources.vgsi import iter_vgsi_articles
+_URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/")  # s3://, gs://, https:// (Path() keeps "s3:/")
 
-        n = sum(1 for _ in iter_vgsi_articles(cfg.source.vgsi))
-        keys = [str(i) for i in range(n)]
+
+def plan_corpus(cfg: BuildConfig, rejects: list[Reject] | None = None) -> list[ShardSpec]:
+    """Corpus shards: archive page URLs, or the byte offsets of the VGSI records (bad records go to
+    ``rejects``, stage ``vgsi``)."""
+    if cfg.source.kind == "vgsi":
+        from wikihow_tiir.sources.vgsi import scan_vgsi
+
+        found: list[Reject] = []
+        keys = [str(o) for o in scan_vgsi(cfg.source.vgsi, found.append)]
+        if rejects is not None:
+            rejects.extend(found)
+        if not keys:
+            raise BuildError(f"the VGSI file {cfg.source.vgsi.text_file} holds no usable article "
+                             f"({len(found)} bad record(s); the first: {found[0].detail if found else '-'})")
     else:
         archive = open_archive(cfg)
         keys = [rec.url for rec in archive.pages()]
@@ -172,12 +183,9 @@ def run_corpus_shard(cfg: BuildConfig, output: Path, spec: ShardSpec) -> dict[st
     if (stats := _done(output, spec, fp)) is not None:
         return stats
     if cfg.source.kind == "vgsi":
-        from itertools import islice
+        from wikihow_tiir.sources.vgsi import read_vgsi_articles
 
-        from wikihow_tiir.sources.vgsi import iter_vgsi_articles
-
-        lo, hi = int(spec.keys[0]), int(spec.keys[-1]) + 1
-        articles = list(islice(iter_vgsi_articles(cfg.source.vgsi), lo, hi))
+        articles = read_vgsi_articles(cfg.source.vgsi, [int(k) for k in spec.keys])
         shard = build_corpus_shard(None, _VgsiStore(cfg), cfg, articles=articles)
     else:
         archive = open_archive(cfg)
@@ -434,6 +442,10 @@ def run_build(cfg: BuildConfig, output: Path, map_shards: MapFn | None = None,
               log: Callable[[str], None] = lambda m: None) -> dict[str, Any]:
     """The whole build. ``map_shards(fn, specs)`` runs ``fn(spec)`` for every shard (the flow passes a
     Prefect-backed one; the default runs them one after another in this process)."""
+    for what, value in (("output", output), ("source.archive", cfg.source.archive)):
+        if value is not None and _URL_SCHEME.match(str(value)):
+            raise BuildError(f"{what} {str(value)!r} looks like a URL: fsspec/remote locations are not supported "
+                             "yet; use a local or mounted filesystem path")
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     if map_shards is None:
@@ -441,7 +453,8 @@ def run_build(cfg: BuildConfig, output: Path, map_shards: MapFn | None = None,
             return [fn(s) for s in specs]
 
     crawl_summary = acquire(cfg)
-    specs = plan_corpus(cfg)
+    plan_rejects: list[Reject] = []
+    specs = plan_corpus(cfg, plan_rejects)
     log(f"corpus: {len(specs)} shard(s)")
     stats = map_shards(functools.partial(run_corpus_shard, cfg, output), specs)
     corpus_info = finalize_corpus(cfg, output, specs, stats)
@@ -454,7 +467,7 @@ def run_build(cfg: BuildConfig, output: Path, map_shards: MapFn | None = None,
     info["licenses"] = summary["licenses"]
     info["stand_in_images"] = summary["stand_in_images"]
     info["languages"] = summary["languages"]
-    extra_rejects: list[Reject] = []
+    extra_rejects: list[Reject] = list(plan_rejects)
     if cfg.generate.enabled and corpus_info["documents"]:
         from wikihow_tiir.generate import prompt_manifest
 
@@ -462,7 +475,7 @@ def run_build(cfg: BuildConfig, output: Path, map_shards: MapFn | None = None,
         log(f"queries: {len(qspecs)} shard(s)")
         qstats = map_shards(functools.partial(run_query_shard, cfg, output), qspecs)
         fin = finalize_queries(cfg, output, qspecs)
-        extra_rejects = fin["rejects"]
+        extra_rejects += fin["rejects"]
         info["statistics"]["queries"] = split_stats(fin["split_queries"])
         info["generation"] = {"prompts": prompt_manifest(), "backends": cfg.section_json("generate")["generate"],
                               "shards": _merge_generation_stats(qstats)}

@@ -62,3 +62,11 @@ def test_generate_command_uses_an_openai_compatible_server(tmp_path, documents):
 def test_generate_command_refuses_a_folder_without_a_corpus(tmp_path):
     res = CliRunner().invoke(_app(), ["generate", str(tmp_path)])
     assert res.exit_code == 2 and "corpus" in res.output
+
+
+def test_a_model_without_an_endpoint_is_a_clean_usage_error(tmp_path, documents):
+    ds = _dataset(tmp_path, documents)
+    res = CliRunner().invoke(_app(), ["generate", str(ds), "--model", "Qwen2.5-72B-Instruct", "--limit", "1"])
+    assert res.exit_code == 2, res.output
+    assert "needs base_url and model" in res.output
+    assert not list((ds / "work" / "generate-cli").glob("queries-*.parquet"))

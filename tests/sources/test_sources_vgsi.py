@@ -189,3 +189,36 @@ def test_bad_input_names_file_line_and_reason(tmp_path):
         list(iter_vgsi_articles(VgsiConfig()))
     with pytest.raises(VgsiError, match="neither a folder nor a zip"):
         VgsiImageStore(VgsiConfig(text_file=text, images=text))
+
+
+def test_a_broken_record_is_rejected_and_the_vgsi_build_goes_on(tmp_path):
+    """A malformed line in the middle of the release: logged in rejects/vgsi.jsonl, the other articles
+    are built; each corpus shard reads only its own records (by byte offset)."""
+    from wikihow_tiir.build import run_build
+    from wikihow_tiir.io import read_jsonl
+    from wikihow_tiir.publish.parquet import read_rows
+
+    vgsi = write_vgsi(tmp_path, HANDWRITTEN, as_zip=True)
+    lines = vgsi.text_file.read_text(encoding="utf-8").splitlines(keepends=True)
+    vgsi.text_file.write_text(lines[0] + '{"file_id": 3, "goal": "Cut\n' + lines[1], encoding="utf-8")
+    cfg = BuildConfig.model_validate({
+        "profile": "vgsi",
+        "source": {"kind": "vgsi", "pages_per_shard": 1,
+                   "vgsi": {"text_file": str(vgsi.text_file), "images": str(vgsi.images)}},
+        "generate": {"enabled": False}})
+    result = run_build(cfg, tmp_path / "out")
+    assert result["documents"] == 3 and result["rejects"]["vgsi"] == {"bad-json": 1}
+    (bad,) = read_jsonl(tmp_path / "out" / "rejects" / "vgsi.jsonl")
+    assert bad["item_id"] == "line-2" and "WikihowText_data.json:2" in bad["detail"]
+    rows = read_rows(sorted((tmp_path / "out" / "corpus").glob("*.parquet")))
+    assert sorted(r["id"] for r in rows) == ["wh-10000798-s1", "wh-10000798-s2", "wh-20000001-s1"]
+
+
+def test_a_release_without_one_usable_record_is_a_clear_error(tmp_path):
+    from wikihow_tiir.build import BuildError, plan_corpus
+
+    text = tmp_path / "WikihowText_data.json"
+    text.write_text("not json\n[]\n", encoding="utf-8")
+    cfg = BuildConfig.model_validate({"profile": "vgsi", "source": {"kind": "vgsi", "vgsi": {"text_file": str(text)}}})
+    with pytest.raises(BuildError, match="no usable article.*bad record"):
+        plan_corpus(cfg)

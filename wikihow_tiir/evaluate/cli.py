@@ -46,6 +46,13 @@ def register(app: typer.Typer) -> None:
         from wikihow_tiir.evaluate.runner import evaluate_models
         from wikihow_tiir.evaluate.search import EmbeddingError
 
+        if faiss:  # fail before any model has encoded anything
+            try:
+                import faiss as _faiss  # noqa: F401
+            except ImportError:
+                typer.secho("error: --faiss needs faiss: pip install 'wikihow-tiir[faiss]' (or faiss-cpu)",
+                            fg=typer.colors.RED, err=True)
+                raise typer.Exit(2) from None
         try:
             opts = ModelOptions(fusion=fusion, fusion_norm=fusion_norm, fusion_images=fusion_images,
                                 captions=json.loads(captions.read_text(encoding="utf-8")) if captions else None,

@@ -72,7 +72,12 @@ def register(app: typer.Typer) -> None:
         all_stats, rejects, n_queries = [], [], 0
         for i in range(0, len(docs), size):
             shard = f"shard-{i // size:05d}"
-            result = generate_queries(docs[i:i + size], pool, cfg.generate, seed=cfg.seed, work_dir=work, shard_id=shard)
+            try:
+                result = generate_queries(docs[i:i + size], pool, cfg.generate, seed=cfg.seed, work_dir=work,
+                                          shard_id=shard)
+            except ValueError as exc:  # a backend that cannot start (e.g. a model without an endpoint)
+                typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+                raise typer.Exit(2) from None
             write_parquet(out / f"queries-{shard}.parquet", [query_to_row(q) for q in result.queries], "queries")
             rejects += [r.to_dict() for r in result.rejects]
             all_stats.append(result.stats)

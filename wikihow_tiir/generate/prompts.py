@@ -24,7 +24,8 @@ from wikihow_tiir.io import sha256_bytes
 
 PROMPTS_DIR = REPO_ROOT / "prompts"
 # the template each stage uses (name -> version); bump the version for a new file, keep the old
-VERSIONS = {"caption": 1, "write": 1, "visualize": 1, "repair": 1, "render": 1, "offline_extractive": 1}
+VERSIONS = {"caption": 1, "write": 1, "visualize": 1, "repair": 1, "render": 1, "offline_extractive": 1,
+            "judge_answerability": 1}
 
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 _TAGS = re.compile(r"</?\s*(document|step|query|sentences)\s*>", re.IGNORECASE)
@@ -63,7 +64,11 @@ def as_data(text: str) -> str:
 def load_prompt(name: str, version: int | None = None, directory: Path | None = None) -> Prompt:
     version = VERSIONS[name] if version is None else version
     path = (directory or PROMPTS_DIR) / f"{name}.v{version}.yaml"
-    raw = path.read_bytes()
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"prompt template {path} not found: the prompts/ folder ships with the "
+                                "repository; run from a checkout (pip install -e .)") from None
     data = yaml.safe_load(raw.decode("utf-8"))
     if not isinstance(data, dict) or data.get("name") != name or int(data.get("version", -1)) != version:
         raise ValueError(f"{path}: name/version inside the file do not match its file name")

@@ -39,7 +39,7 @@ def train_command(
     micro_batch_size: int = typer.Option(8, help="Pairs per forward pass; gradients accumulate to the batch."),
     lr: float = typer.Option(5e-5, help="Language-model learning rate (AdamW)."),
     projector_lr: float = typer.Option(2e-4, help="Projector learning rate (it starts from random; 1e-3 can collapse)."),
-    train_ns: str | None = typer.Option(None, help="Comma-separated N to train on (default: every divisor)."),
+    train_ns: str | None = typer.Option(None, help="Comma-separated N to train on (default: every divisor of the grid on a GPU, N <= 3 on CPU)."),
     image_size: int | None = typer.Option(None, help="Image side in pixels (mme-mini default 384: 12x12 grid)."),
     no_resume: bool = typer.Option(False, "--no-resume", help="Start over even if OUTPUT holds a checkpoint."),
 ) -> None:

@@ -97,16 +97,67 @@ def record_to_article(rec: dict[str, Any], line_bytes: bytes, cfg: VgsiConfig,
                    sections=sections, layout="vgsi", source="vgsi", sha256=sha256_bytes(line_bytes))
 
 
-def _iter_lines(cfg: VgsiConfig) -> Iterator[tuple[int, bytes]]:
+def _text_path(cfg: VgsiConfig) -> Path:
     if cfg.text_file is None:
         raise VgsiError("source.vgsi.text_file is not set (the path of WikihowText_data.json)", "no-text-file")
     path = Path(cfg.text_file)
     if not path.is_file():
         raise VgsiError(f"VGSI text file {path} does not exist", "no-text-file")
-    with open(path, "rb") as f:
+    return path
+
+
+def _iter_lines(cfg: VgsiConfig) -> Iterator[tuple[int, bytes]]:
+    for n, _offset, line in _iter_lines_at(cfg):
+        yield n, line
+
+
+def _iter_lines_at(cfg: VgsiConfig) -> Iterator[tuple[int, int, bytes]]:
+    """(line number, byte offset, line) of every non-blank line."""
+    with open(_text_path(cfg), "rb") as f:
+        offset = 0
         for n, line in enumerate(f, 1):
             if line.strip():
-                yield n, line.rstrip(b"\r\n")
+                yield n, offset, line.rstrip(b"\r\n")
+            offset += len(line)
+
+
+def scan_vgsi(cfg: VgsiConfig, on_reject: Callable[[Reject], None]) -> list[int]:
+    """Byte offsets of the usable articles of the text file, in file order (at most ``cfg.max_articles``).
+
+    Bad lines go to ``on_reject`` and are skipped, so one broken record never stops a build; the
+    offsets let each corpus shard read just its own lines (:func:`read_vgsi_articles`).
+    """
+    offsets: list[int] = []
+    seen: set[str] = set()
+    for n, offset, line in _iter_lines_at(cfg):
+        where = f"{cfg.text_file}:{n}"
+        try:
+            try:
+                rec = json.loads(line)
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                raise VgsiError(f"not JSON ({exc})", "bad-json") from exc
+            article = record_to_article(rec, line, cfg)
+            if article.id in seen:
+                raise VgsiError(f"article {article.id} appears twice", "duplicate-file-id")
+        except VgsiError as exc:
+            on_reject(Reject(stage="vgsi", item_id=f"line-{n}", reason=exc.reason, detail=f"{where}: {exc}"))
+            continue
+        seen.add(article.id)
+        offsets.append(offset)
+        if cfg.max_articles and len(offsets) >= cfg.max_articles:
+            break
+    return offsets
+
+
+def read_vgsi_articles(cfg: VgsiConfig, offsets: list[int]) -> list[Article]:
+    """The articles starting at these byte offsets (found by :func:`scan_vgsi`)."""
+    out = []
+    with open(_text_path(cfg), "rb") as f:
+        for offset in offsets:
+            f.seek(offset)
+            line = f.readline().rstrip(b"\r\n")
+            out.append(record_to_article(json.loads(line), line, cfg))
+    return out
 
 
 def iter_vgsi_articles(cfg: VgsiConfig, on_reject: Callable[[Reject], None] | None = None) -> Iterator[Article]:
