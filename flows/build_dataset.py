@@ -15,7 +15,29 @@ from typing import Any
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
-os.environ.setdefault("PREFECT_HOME", str(Path.home() / ".cache" / "wikihow-tiir" / "prefect"))
+
+
+def _writable_prefect_home() -> str:
+    """Prefect's state folder: the user's cache folder, or a private temp folder where that one
+    cannot be created (read-only home directories in containers and CI)."""
+    import tempfile
+
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    for cand in (cache / "wikihow-tiir" / "prefect",
+                 Path(tempfile.gettempdir()) / f"wikihow-tiir-prefect-{os.getuid() if hasattr(os, 'getuid') else 0}"):
+        try:
+            cand.mkdir(parents=True, exist_ok=True)
+            probe = cand / ".write-test"
+            probe.write_bytes(b"")
+            probe.unlink()
+            return str(cand)
+        except OSError:
+            continue
+    raise RuntimeError("no writable folder for Prefect's state: set PREFECT_HOME")
+
+
+if "PREFECT_HOME" not in os.environ:
+    os.environ["PREFECT_HOME"] = _writable_prefect_home()
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
