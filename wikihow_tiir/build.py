@@ -236,29 +236,70 @@ def finalize_corpus(cfg: BuildConfig, output: Path, specs: list[ShardSpec],
 # --------------------------------------------------------------------------- query stage
 
 
+_TEXT_COLUMNS = ["id", "article_id", "url", "lang", "goal", "section_title", "section_kind", "section_index",
+                 "categories", "texts", "image_meta"]
+
+
+def _corpus_files(output: Path) -> list[Path]:
+    return sorted((Path(output) / "corpus").glob("corpus-*.parquet"))
+
+
+def _corpus_marker(files: list[Path]) -> str:
+    return stable_hash([(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files])
+
+
 @functools.lru_cache(maxsize=1)
 def _load_corpus(output: str, marker: str) -> tuple[Document, ...]:
-    """All corpus documents of a build, read once per process (keyed by the corpus files' identity)."""
-    files = sorted((Path(output) / "corpus").glob("corpus-*.parquet"))
-    return tuple(document_from_row(r) for r in read_rows(files))
+    """All corpus documents of a build *without their image bytes* (texts, metadata, perceptual hashes:
+    what the filter and the image pool need), read once per process. At the paper's scale the bytes
+    are tens of GB; shards read the bytes of their own documents only (:func:`read_documents`)."""
+    docs = []
+    for row in read_rows(_corpus_files(Path(output)), columns=_TEXT_COLUMNS):
+        row["images"] = [None] * len(row["texts"])
+        docs.append(document_from_row(row))
+    return tuple(docs)
 
 
 def load_corpus(output: Path) -> tuple[Document, ...]:
-    files = sorted((Path(output) / "corpus").glob("corpus-*.parquet"))
-    marker = stable_hash([(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files])
-    return _load_corpus(str(output), marker)
+    """The corpus of a build without image bytes (see :func:`_load_corpus`)."""
+    return _load_corpus(str(output), _corpus_marker(_corpus_files(output)))
+
+
+def read_documents(output: Path, ids: list[str]) -> list[Document]:
+    """These corpus documents, image bytes included, in the order of ``ids`` (a filtered read)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    value_set = pa.array(sorted(set(ids)), type=pa.string())
+    found: dict[str, Document] = {}
+    for f in _corpus_files(output):
+        pf = pq.ParquetFile(f)
+        for rg in range(pf.num_row_groups):
+            mask = pc.is_in(pf.read_row_group(rg, columns=["id"]).column("id"), value_set=value_set)
+            if pc.any(mask).as_py():
+                for row in pf.read_row_group(rg).filter(mask).to_pylist():
+                    found[row["id"]] = document_from_row(row)
+    missing = [i for i in ids if i not in found]
+    if missing:
+        raise BuildError(f"{len(missing)} document(s) of the plan are not in the corpus: {missing[:3]}")
+    return [found[i] for i in ids]
 
 
 @functools.lru_cache(maxsize=1)
 def _image_pool(output: str, marker: str):
+    """The lazy image pool of the corpus (no bytes held); its step-text embeddings are cached in
+    work/generate/ once per build, so every shard and worker re-uses them."""
     from wikihow_tiir.generate import ImagePool
 
-    return ImagePool.from_documents(list(_load_corpus(output, marker)))
+    return ImagePool.from_corpus_files(_corpus_files(Path(output)), vector_cache=work_dir(Path(output), "generate"))
 
 
 def plan_queries(cfg: BuildConfig, output: Path) -> list[ShardSpec]:
-    docs = load_corpus(output)
-    ids = [d.id for d in docs]
+    files = _corpus_files(output)
+    ids = sorted(r["id"] for r in read_rows(files, columns=["id"]))
+    if cfg.generate.render.kind == "offline" and ids:
+        _image_pool(str(output), _corpus_marker(files)).vectors()  # computed here once, not per worker
     return [ShardSpec("queries", i, c) for i, c in enumerate(_chunks(ids, cfg.generate.documents_per_shard))]
 
 
@@ -278,11 +319,9 @@ def run_query_shard(cfg: BuildConfig, output: Path, spec: ShardSpec) -> dict[str
     fp = queries_fingerprint(cfg, output, spec)
     if (stats := _done(output, spec, fp)) is not None:
         return stats
-    files = sorted((output / "corpus").glob("corpus-*.parquet"))
-    marker = stable_hash([(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files])
-    by_id = {d.id: d for d in _load_corpus(str(output), marker)}
-    docs = [by_id[i] for i in spec.keys]
-    result = generate_queries(docs, _image_pool(str(output), marker), cfg.generate, seed=cfg.seed,
+    docs = read_documents(output, list(spec.keys))
+    result = generate_queries(docs, _image_pool(str(output), _corpus_marker(_corpus_files(output))), cfg.generate,
+                              seed=cfg.seed,
                               work_dir=work_dir(output, "generate"), shard_id=spec.name)
     wd = work_dir(output, "queries")
     write_parquet(wd / f"{spec.name}.parquet", [query_to_row(q) for q in result.queries], "queries")

@@ -144,7 +144,7 @@ def render(prompts: Sequence[Sequence[str]], docs: Sequence[Document], pool: Ima
     sims = np.stack([vectors[known[t]] if t in known else fresh[t] for t in flat]) @ vectors.T
     article = np.array([im.article_id for im in pool.images], dtype=object)
     lang = np.array([_lang_of(im.lang) for im in pool.images], dtype=object)
-    usable = np.array([im.data is not None and bool(im.meta.phash) for im in pool.images], dtype=bool)
+    usable = np.array([im.has_image and bool(im.meta.phash) for im in pool.images], dtype=bool)
     out: list[list[str] | GenerationError] = []
     start = 0
     for unit, doc in zip(prompts, docs, strict=True):

@@ -429,7 +429,7 @@ def _stage_info(cfg: GenerateConfig, stage: str) -> dict[str, Any]:
 
 
 def _assemble(u: _Unit, value: dict[str, Any], images: list[dict[str, Any]], pool: ImagePool,
-              rt: _Runtime) -> Query:
+              rt: _Runtime, pool_bytes: dict[str, bytes]) -> Query:
     cfg = rt.cfg
     content = Interleaved()
     sources = []
@@ -440,10 +440,13 @@ def _assemble(u: _Unit, value: dict[str, Any], images: list[dict[str, Any]], poo
             pooled = pool.get(image["pool"])
             if pooled is None:
                 raise GenerationError("pool-changed", f"pooled image {image['pool']} is gone")
+            data = pool_bytes.get(image["pool"])
+            if data is None:
+                raise GenerationError("missing-image-bytes", f"pooled image {image['pool']} has no bytes")
             m = pooled.meta
             content.add_image(ImageMeta(source_url=m.source_url, license=m.license, sha256=m.sha256,
                                         width=m.width, height=m.height, phash=m.phash, stand_in=m.stand_in),
-                              pooled.data)
+                              data)
             sources.append(pooled.doc_id)
         else:
             data = (rt.work_dir / "render" / "blobs" / f"{image['blob']}.jpg").read_bytes()
@@ -550,12 +553,16 @@ def generate_queries(documents: Sequence[Document], pool: ImagePool, cfg: Genera
         for d in docs:
             if d.id in failed:
                 result.rejects.append(failed[d.id])
+        # the pooled pictures of the whole shard in one read (a lazy pool reads them from the corpus files)
+        pool_bytes = pool.image_bytes(sorted({im["pool"] for u in units if u.id in rendered and u.id not in failed
+                                              for im in rendered[u.id]["images"] if "pool" in im}))
         for u in units:
             if u.id in failed:
                 result.rejects.append(failed[u.id])
             elif u.id in rendered:
                 try:
-                    result.queries.append(_assemble(u, visual[u.id], rendered[u.id]["images"], pool, rt))
+                    result.queries.append(_assemble(u, visual[u.id], rendered[u.id]["images"], pool, rt,
+                                                    pool_bytes))
                 except (GenerationError, OSError, ValueError) as exc:
                     reason = exc.reason if isinstance(exc, GenerationError) else "assembly-failed"
                     result.rejects.append(Reject(stage="generate.assemble", item_id=u.id, reason=reason,

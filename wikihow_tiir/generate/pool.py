@@ -8,9 +8,11 @@ document, and never a perceptual near-copy of one of the positive document's ima
 
 from __future__ import annotations
 
+import functools
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -26,7 +28,8 @@ class PoolImage:
     lang: str
     step_text: str  # the text position just before the image ("" when none)
     meta: ImageMeta
-    data: bytes | None
+    data: bytes | None  # None in a lazy pool (bytes read on demand, see ImagePool.image_bytes)
+    has_image: bool = True  # False: no bytes to show (never picked)
 
 
 def step_texts(doc: Document) -> list[tuple[int, str]]:
@@ -41,12 +44,23 @@ def step_texts(doc: Document) -> list[tuple[int, str]]:
     return out
 
 
+# keys ("<doc id>#<position>") -> image bytes, for the keys it can find
+BytesLoader = Callable[[Sequence[str]], dict[str, bytes]]
+
+
 class ImagePool:
-    def __init__(self, images: Sequence[PoolImage]):
+    """The pool, either holding every image's bytes (:meth:`from_documents`) or lazy: metadata only,
+    with bytes read for the pictures actually picked (:meth:`from_corpus_files`, what the build uses:
+    at the paper's scale the corpus images are tens of GB)."""
+
+    def __init__(self, images: Sequence[PoolImage], loader: BytesLoader | None = None,
+                 vector_cache: Path | None = None):
         self.images = list(images)
         self._by_key = {im.key: im for im in self.images}
         self._vectors: np.ndarray | None = None
         self._lock = threading.Lock()
+        self._loader = loader
+        self._vector_cache = Path(vector_cache) if vector_cache is not None else None
 
     @classmethod
     def from_documents(cls, documents: Iterable[Document]) -> ImagePool:
@@ -55,10 +69,47 @@ class ImagePool:
             for pos, text in step_texts(doc):
                 meta = doc.content.image_meta[pos]
                 assert meta is not None
+                data = doc.content.images[pos]
                 images.append(PoolImage(key=f"{doc.id}#{pos}", doc_id=doc.id, article_id=doc.article_id,
-                                        lang=doc.lang, step_text=text, meta=meta, data=doc.content.images[pos]))
+                                        lang=doc.lang, step_text=text, meta=meta, data=data,
+                                        has_image=data is not None))
         images.sort(key=lambda im: im.key)  # order-independent: same corpus, same pool
         return cls(images)
+
+    @classmethod
+    def from_corpus_files(cls, files: Sequence[Path], vector_cache: Path | None = None) -> ImagePool:
+        """A lazy pool over corpus Parquet files: reads every column but the image bytes now, and the
+        bytes of picked images later, with a filtered read (corpus documents always carry the bytes
+        of their image positions). ``vector_cache``: a folder for the step-text embeddings, shared by
+        every shard and worker of a build."""
+        from wikihow_tiir.model import document_from_row
+        from wikihow_tiir.publish.parquet import read_rows
+
+        files = sorted(Path(f) for f in files)
+        docs = []
+        for row in read_rows(files, columns=["id", "article_id", "url", "lang", "goal", "section_title",
+                                              "section_kind", "section_index", "categories", "texts",
+                                              "image_meta"]):
+            row["images"] = [None] * len(row["texts"])
+            docs.append(document_from_row(row))
+        images = []
+        for doc in docs:
+            for pos, text in step_texts(doc):
+                meta = doc.content.image_meta[pos]
+                assert meta is not None
+                images.append(PoolImage(key=f"{doc.id}#{pos}", doc_id=doc.id, article_id=doc.article_id,
+                                        lang=doc.lang, step_text=text, meta=meta, data=None))
+        images.sort(key=lambda im: im.key)
+        return cls(images, loader=functools.partial(_read_corpus_bytes, tuple(files)), vector_cache=vector_cache)
+
+    def image_bytes(self, keys: Sequence[str]) -> dict[str, bytes]:
+        """The bytes of these pool images (held ones directly, the others through the loader in one
+        read); a key without bytes is left out."""
+        out = {k: im.data for k in keys if (im := self._by_key.get(k)) is not None and im.data is not None}
+        missing = [k for k in keys if k not in out and k in self._by_key]
+        if missing and self._loader is not None:
+            out.update(self._loader(sorted(set(missing))))
+        return out
 
     def __len__(self) -> int:
         return len(self.images)
@@ -78,10 +129,60 @@ class ImagePool:
         return stable_hash([(im.key, im.meta.sha256, im.meta.phash, im.step_text) for im in self.images])
 
     def vectors(self) -> np.ndarray:
-        """MiniLM embeddings of the step texts (computed once, on first use)."""
+        """MiniLM embeddings of the step texts (computed once, on first use; with a vector cache, once
+        per build: ``pool-vectors-<fingerprint>.npy``)."""
         with self._lock:
             if self._vectors is None:
+                cached = (self._vector_cache / f"pool-vectors-{self.fingerprint[:32]}.npy"
+                          if self._vector_cache is not None else None)
+                if cached is not None and cached.is_file():
+                    vecs = np.load(cached, allow_pickle=False)
+                    if vecs.shape[0] == len(self.images):
+                        self._vectors = vecs
+                        return vecs
                 from wikihow_tiir.embeddings import encode_texts
 
                 self._vectors = encode_texts([im.step_text for im in self.images])
+                if cached is not None:
+                    import io
+
+                    from wikihow_tiir.io import atomic_write_bytes
+
+                    buf = io.BytesIO()
+                    np.save(buf, self._vectors, allow_pickle=False)
+                    atomic_write_bytes(cached, buf.getvalue())
             return self._vectors
+
+
+def _read_corpus_bytes(files: tuple[Path, ...], keys: Sequence[str]) -> dict[str, bytes]:
+    """Image bytes for ``<doc id>#<position>`` keys from corpus Parquet files (only matching rows)."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    wanted: dict[str, list[tuple[str, int]]] = {}
+    for key in keys:
+        doc_id, _, pos = key.rpartition("#")
+        wanted.setdefault(doc_id, []).append((key, int(pos)))
+    ids = sorted(wanted)
+    out: dict[str, bytes] = {}
+    for f in files:
+        pf = pq.ParquetFile(f)
+        for rg in range(pf.num_row_groups):
+            id_col = pf.read_row_group(rg, columns=["id"]).column("id")
+            mask = pc.is_in(id_col, value_set=pa_array(ids))
+            if not pc.any(mask).as_py():
+                continue
+            table = pf.read_row_group(rg, columns=["id", "images"]).filter(mask)
+            for doc_id, images in zip(table.column("id").to_pylist(), table.column("images").to_pylist(),
+                                      strict=True):
+                for key, pos in wanted.get(doc_id, []):
+                    im = images[pos] if pos < len(images) else None
+                    if isinstance(im, dict) and im.get("bytes"):
+                        out[key] = im["bytes"]
+    return out
+
+
+def pa_array(values: Sequence[str]):
+    import pyarrow as pa
+
+    return pa.array(values, type=pa.string())
