@@ -236,10 +236,6 @@ def finalize_corpus(cfg: BuildConfig, output: Path, specs: list[ShardSpec],
 # --------------------------------------------------------------------------- query stage
 
 
-_TEXT_COLUMNS = ["id", "article_id", "url", "lang", "goal", "section_title", "section_kind", "section_index",
-                 "categories", "texts", "image_meta"]
-
-
 def _corpus_files(output: Path) -> list[Path]:
     return sorted((Path(output) / "corpus").glob("corpus-*.parquet"))
 
@@ -253,11 +249,9 @@ def _load_corpus(output: str, marker: str) -> tuple[Document, ...]:
     """All corpus documents of a build *without their image bytes* (texts, metadata, perceptual hashes:
     what the filter and the image pool need), read once per process. At the paper's scale the bytes
     are tens of GB; shards read the bytes of their own documents only (:func:`read_documents`)."""
-    docs = []
-    for row in read_rows(_corpus_files(Path(output)), columns=_TEXT_COLUMNS):
-        row["images"] = [None] * len(row["texts"])
-        docs.append(document_from_row(row))
-    return tuple(docs)
+    from wikihow_tiir.publish.parquet import read_rows_without
+
+    return tuple(document_from_row(r) for r in read_rows_without(_corpus_files(Path(output))))
 
 
 def load_corpus(output: Path) -> tuple[Document, ...]:
@@ -267,19 +261,9 @@ def load_corpus(output: Path) -> tuple[Document, ...]:
 
 def read_documents(output: Path, ids: list[str]) -> list[Document]:
     """These corpus documents, image bytes included, in the order of ``ids`` (a filtered read)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
+    from wikihow_tiir.publish.parquet import read_rows_where
 
-    value_set = pa.array(sorted(set(ids)), type=pa.string())
-    found: dict[str, Document] = {}
-    for f in _corpus_files(output):
-        pf = pq.ParquetFile(f)
-        for rg in range(pf.num_row_groups):
-            mask = pc.is_in(pf.read_row_group(rg, columns=["id"]).column("id"), value_set=value_set)
-            if pc.any(mask).as_py():
-                for row in pf.read_row_group(rg).filter(mask).to_pylist():
-                    found[row["id"]] = document_from_row(row)
+    found = {r["id"]: document_from_row(r) for r in read_rows_where(_corpus_files(output), "id", ids)}
     missing = [i for i in ids if i not in found]
     if missing:
         raise BuildError(f"{len(missing)} document(s) of the plan are not in the corpus: {missing[:3]}")
@@ -332,15 +316,33 @@ def run_query_shard(cfg: BuildConfig, output: Path, spec: ShardSpec) -> dict[str
     return _finish(output, spec, fp, stats)
 
 
+def _query_rows_with_images(queries: list[Query], shard_files: list[Path], chunk: int) -> Iterator[dict[str, Any]]:
+    """Rows of these (filtered, scored) queries with their image bytes put back from the query shards."""
+    from wikihow_tiir.publish.parquet import read_rows_where
+
+    for i in range(0, len(queries), chunk):
+        part = queries[i:i + chunk]
+        images = {r["id"]: r["images"] for r in read_rows_where(shard_files, "id", [q.id for q in part],
+                                                                 columns=["id", "images"])}
+        for q in part:
+            row = query_to_row(q)
+            if q.id not in images:
+                raise BuildError(f"query {q.id} is missing from the query shards")
+            row["images"] = images[q.id]
+            yield row
+
+
 def finalize_queries(cfg: BuildConfig, output: Path, specs: list[ShardSpec]) -> dict[str, Any]:
     """Filter the whole query set, split by article, write queries/ and qrels/ per split."""
     from wikihow_tiir.filter import filter_queries
+    from wikihow_tiir.publish.parquet import read_rows_without
     from wikihow_tiir.split import split_queries
 
     output = Path(output)
-    queries: list[Query] = []
-    for spec in specs:
-        queries.extend(query_from_row(r) for r in read_rows([work_dir(output, "queries") / f"{spec.name}.parquet"]))
+    # queries and corpus without image bytes (the checks read texts, metadata and perceptual hashes);
+    # the kept queries' bytes are streamed into the split files below, a file's worth at a time
+    shard_files = [work_dir(output, "queries") / f"{spec.name}.parquet" for spec in specs]
+    queries: list[Query] = [query_from_row(r) for r in read_rows_without(shard_files)]
     corpus = list(load_corpus(output))
     if cfg.filter.enabled:
         result = filter_queries(queries, corpus, cfg.filter, cache_dir=work_dir(output, "filter"))
@@ -359,7 +361,8 @@ def finalize_queries(cfg: BuildConfig, output: Path, specs: list[ShardSpec]) -> 
                     old.unlink()
             written[split] = {"queries": 0, "note": "empty split: no files written"}
             continue
-        write_sharded(qdir, [query_to_row(q) for q in qs], "queries", split, cfg.output.rows_per_file)
+        write_sharded_iter(qdir, _query_rows_with_images(qs, shard_files, cfg.output.rows_per_file), len(qs),
+                           "queries", split, cfg.output.rows_per_file)
         qrels = [Qrel(q.id, q.positive_id, 1) for q in qs]
         write_sharded(rdir, [qrel_to_row(r) for r in qrels], "qrels", split, max(cfg.output.rows_per_file, 10000))
         written[split] = {"queries": len(qs)}

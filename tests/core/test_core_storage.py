@@ -114,3 +114,16 @@ def test_config_profiles_files_and_overrides(tmp_path):
         load_config(profile="nope")
     with pytest.raises(Exception, match="segmnt"):
         load_config(overrides=["segmnt.min_images=2"])  # typos are refused, not ignored
+
+
+def test_atomic_writes_get_the_usual_file_mode(tmp_path):
+    """Not mkstemp's 0600: a dataset folder written for a team must be readable by the team."""
+    import os
+    import stat
+
+    from wikihow_tiir.io import atomic_write_text
+
+    atomic_write_text(tmp_path / "a.txt", "x")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE((tmp_path / "a.txt").stat().st_mode) == 0o666 & ~mask

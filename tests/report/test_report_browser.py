@@ -88,6 +88,32 @@ def test_report_pages_are_self_contained_and_paginated(tmp_path):
     assert index.read_bytes() == first
 
 
+def test_a_large_build_shows_a_capped_gallery_with_a_note(tmp_path, monkeypatch):
+    import wikihow_tiir.report as report
+
+    ds = make_dataset(tmp_path / "ds", n=30)
+    monkeypatch.setattr(report, "GALLERY_MAX_PAIRS", 5)
+    text = write_report(ds).read_text()
+    assert "Showing 5 of 30 queries" in text and text.count('class="pair"') == 5
+    first = sorted(f"q-{i}" for i in range(30))[:5]  # the first ids (as strings), with their pictures
+    assert all(f"query {q} " in text for q in first) and "query q-2 " not in text
+    assert text.count("data:image/jpeg;base64") >= 5 * (2 + 3)
+    assert "30 queries" in text  # tables and plots still count everything
+    assert not list((ds / "report").glob("gallery-*.html"))
+
+
+def test_report_shows_an_evaluation_from_any_folder(tmp_path):
+    ds = make_dataset(tmp_path / "ds", n=4)
+    assert "<h2>Evaluation</h2>" not in write_report(ds).read_text()
+    ev = tmp_path / "elsewhere"
+    ev.mkdir()
+    (ev / "comparison.md").write_text("| Model | R@5 |\n|---|---:|\n| my-model | 42.00 |\n")
+    text = write_report(ds, ev).read_text()
+    assert "my-model" in text and "42.00" in text
+    with pytest.raises(FileNotFoundError, match="evaluation folder"):
+        write_report(ds, tmp_path / "missing")
+
+
 def test_report_without_manifest_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="manifest.json"):
         write_report(tmp_path)

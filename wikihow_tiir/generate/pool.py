@@ -83,15 +83,10 @@ class ImagePool:
         of their image positions). ``vector_cache``: a folder for the step-text embeddings, shared by
         every shard and worker of a build."""
         from wikihow_tiir.model import document_from_row
-        from wikihow_tiir.publish.parquet import read_rows
+        from wikihow_tiir.publish.parquet import read_rows_without
 
         files = sorted(Path(f) for f in files)
-        docs = []
-        for row in read_rows(files, columns=["id", "article_id", "url", "lang", "goal", "section_title",
-                                              "section_kind", "section_index", "categories", "texts",
-                                              "image_meta"]):
-            row["images"] = [None] * len(row["texts"])
-            docs.append(document_from_row(row))
+        docs = [document_from_row(r) for r in read_rows_without(files)]
         images = []
         for doc in docs:
             for pos, text in step_texts(doc):
@@ -156,33 +151,17 @@ class ImagePool:
 
 def _read_corpus_bytes(files: tuple[Path, ...], keys: Sequence[str]) -> dict[str, bytes]:
     """Image bytes for ``<doc id>#<position>`` keys from corpus Parquet files (only matching rows)."""
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
+    from wikihow_tiir.publish.parquet import read_rows_where
 
     wanted: dict[str, list[tuple[str, int]]] = {}
     for key in keys:
         doc_id, _, pos = key.rpartition("#")
         wanted.setdefault(doc_id, []).append((key, int(pos)))
-    ids = sorted(wanted)
     out: dict[str, bytes] = {}
-    for f in files:
-        pf = pq.ParquetFile(f)
-        for rg in range(pf.num_row_groups):
-            id_col = pf.read_row_group(rg, columns=["id"]).column("id")
-            mask = pc.is_in(id_col, value_set=pa_array(ids))
-            if not pc.any(mask).as_py():
-                continue
-            table = pf.read_row_group(rg, columns=["id", "images"]).filter(mask)
-            for doc_id, images in zip(table.column("id").to_pylist(), table.column("images").to_pylist(),
-                                      strict=True):
-                for key, pos in wanted.get(doc_id, []):
-                    im = images[pos] if pos < len(images) else None
-                    if isinstance(im, dict) and im.get("bytes"):
-                        out[key] = im["bytes"]
+    for row in read_rows_where(files, "id", wanted, columns=["id", "images"]):
+        images = row["images"]
+        for key, pos in wanted.get(row["id"], []):
+            im = images[pos] if pos < len(images) else None
+            if isinstance(im, dict) and im.get("bytes"):
+                out[key] = im["bytes"]
     return out
-
-
-def pa_array(values: Sequence[str]):
-    import pyarrow as pa
-
-    return pa.array(values, type=pa.string())

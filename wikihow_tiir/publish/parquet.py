@@ -75,6 +75,35 @@ def read_rows(paths: Iterable[str | Path], columns: list[str] | None = None) -> 
             yield from pf.read_row_group(rg, columns=columns).to_pylist()
 
 
+def read_rows_where(paths: Iterable[str | Path], column: str, values: Iterable[str],
+                    columns: list[str] | None = None) -> Iterator[dict[str, Any]]:
+    """Rows whose ``column`` is one of ``values``, in file order: only that column is read for the other
+    rows (so picking a few documents out of a large corpus never decodes its other images)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    value_set = pa.array(sorted(set(values)), type=pa.string())
+    if not len(value_set):
+        return
+    for p in sorted(Path(x) for x in paths):
+        pf = pq.ParquetFile(p)
+        for rg in range(pf.num_row_groups):
+            mask = pc.is_in(pf.read_row_group(rg, columns=[column]).column(column), value_set=value_set)
+            if pc.any(mask).as_py():
+                yield from pf.read_row_group(rg, columns=columns).filter(mask).to_pylist()
+
+
+def read_rows_without(paths: Iterable[str | Path], skip: str = "images") -> Iterator[dict[str, Any]]:
+    """Rows without one (large) column, which comes back as a list of ``None`` as long as ``texts``."""
+    for p in sorted(Path(x) for x in paths):
+        pf = pq.ParquetFile(p)
+        names = [n for n in pf.schema_arrow.names if n != skip]
+        for rg in range(pf.num_row_groups):
+            for row in pf.read_row_group(rg, columns=names).to_pylist():
+                row[skip] = [None] * len(row.get("texts") or [])
+                yield row
+
+
 def split_files(dataset_dir: str | Path, config: str, split: str) -> list[Path]:
     return sorted((Path(dataset_dir) / config).glob(f"{split}-*-of-*.parquet"))
 

@@ -18,9 +18,10 @@ from typing import Any
 
 from wikihow_tiir.io import atomic_write_text, read_jsonl
 from wikihow_tiir.model import Document, Query, document_from_row, query_from_row
-from wikihow_tiir.publish.parquet import read_rows
+from wikihow_tiir.publish.parquet import read_rows_where, read_rows_without
 
 GALLERY_PAGE_SIZE = 12
+GALLERY_MAX_PAIRS = 240  # 20 pages
 EXAMPLES_PER_REASON = 5
 
 _CSS = """
@@ -147,11 +148,26 @@ def _matches(score: str, threshold: str) -> bool:
 
 
 def _load(dataset: Path) -> tuple[list[Document], list[Query]]:
-    docs = [document_from_row(r) for r in read_rows(sorted((dataset / "corpus").glob("*.parquet")))]
+    """Every document and query without image bytes (tables and plots need none)."""
+    docs = [document_from_row(r) for r in read_rows_without(sorted((dataset / "corpus").glob("*.parquet")))]
     queries: list[Query] = []
     for split in ("test", "train"):
-        queries += [query_from_row(r, split) for r in read_rows(sorted((dataset / "queries").glob(f"{split}-*.parquet")))]
+        files = sorted((dataset / "queries").glob(f"{split}-*.parquet"))
+        queries += [query_from_row(r, split) for r in read_rows_without(files)]
     return docs, queries
+
+
+def _with_images(dataset: Path, docs: list[Document], queries: list[Query]
+                 ) -> tuple[list[Document], list[Query]]:
+    """The gallery's documents and queries again, with their image bytes (a filtered read)."""
+    def rows(config: str, ids: list[str]) -> dict[str, dict[str, Any]]:
+        files = sorted((dataset / config).glob("*.parquet"))
+        return {r["id"]: r for r in read_rows_where(files, "id", ids)}
+
+    drows = rows("corpus", [d.id for d in docs])
+    qrows = rows("queries", [q.id for q in queries])
+    return ([document_from_row(drows[d.id]) for d in docs if d.id in drows],
+            [query_from_row(qrows[q.id], q.split) for q in queries if q.id in qrows])
 
 
 def _rejects_section(dataset: Path) -> str:
@@ -176,12 +192,12 @@ def _funnel(manifest: dict[str, Any], n_docs: int) -> str:
     return '<div class="funnel">' + " → ".join(cells) + "</div>"
 
 
-def _eval_section(dataset: Path) -> str:
+def _eval_section(eval_dir: Path) -> str:
     parts = []
-    for cand in (dataset / "eval" / "comparison.md",):
+    for cand in (eval_dir / "comparison.md",):
         if cand.is_file():
             parts.append(_markdown_table(cand.read_text(encoding="utf-8")))
-    for png in sorted((dataset / "eval").rglob("mme_sweep.png")) if (dataset / "eval").is_dir() else []:
+    for png in sorted(eval_dir.rglob("mme_sweep.png")) if eval_dir.is_dir() else []:
         parts.append('<h3>MME token budget</h3>' + _img_tag(png.read_bytes(), "MME sweep"))
     return "".join(parts)
 
@@ -224,9 +240,14 @@ def _gallery_pages(docs: list[Document], queries: list[Query]) -> list[str]:
     return [ "".join(items[i:i + GALLERY_PAGE_SIZE]) for i in range(0, len(items), GALLERY_PAGE_SIZE)] or [""]
 
 
-def write_report(dataset_dir: str | Path) -> Path:
-    """Write report/index.html (+ gallery pages) for a built dataset folder; returns the index path."""
+def write_report(dataset_dir: str | Path, eval_dir: str | Path | None = None) -> Path:
+    """Write report/index.html (+ gallery pages) for a built dataset folder; returns the index path.
+
+    ``eval_dir``: the output folder of `wikihow-tiir evaluate` to show (default ``DATASET/eval``)."""
     dataset = Path(dataset_dir)
+    eval_dir = Path(eval_dir) if eval_dir is not None else dataset / "eval"
+    if not eval_dir.is_dir() and eval_dir != dataset / "eval":
+        raise FileNotFoundError(f"evaluation folder {eval_dir} does not exist")
     manifest_path = dataset / "manifest.json"
     if not manifest_path.is_file():
         raise FileNotFoundError(f"{dataset} has no manifest.json: is it a built dataset folder?")
@@ -234,7 +255,15 @@ def write_report(dataset_dir: str | Path) -> Path:
     docs, queries = _load(dataset)
     out = dataset / "report"
     out.mkdir(parents=True, exist_ok=True)
-    pages = _gallery_pages(docs, queries)
+    # the gallery: test queries first, then train, by id; at most GALLERY_MAX_PAIRS of them, so the
+    # report of a paper-scale build stays a few MB and only their pictures are read
+    shown_q = sorted(queries, key=lambda q: (q.split != "test", q.id))[:GALLERY_MAX_PAIRS]
+    wanted = {q.positive_id for q in shown_q}
+    shown_d = [d for d in docs if d.id in wanted] if shown_q else docs[:GALLERY_MAX_PAIRS]
+    g_docs, g_queries = _with_images(dataset, shown_d, shown_q)
+    pages = _gallery_pages(g_docs, g_queries)
+    shown = len(g_queries) if queries else len(g_docs)
+    total = len(queries) if queries else len(docs)
     nav = '<nav class="pages">Gallery pages: ' + " ".join(
         f'<a href="{"index.html" if i == 0 else f"gallery-{i + 1:03d}.html"}">{i + 1}</a>'
         for i in range(len(pages))) + "</nav>"
@@ -253,11 +282,13 @@ def write_report(dataset_dir: str | Path) -> Path:
         f"<section><h2>Rejections</h2>{_rejects_section(dataset)}</section>",
         '<section><h2>Plots</h2><div class="plots">' + "".join(_plots(docs, queries, thresholds)) + "</div></section>",
     ]
-    ev = _eval_section(dataset)
+    ev = _eval_section(eval_dir)
     if ev:
         body.append(f"<section><h2>Evaluation</h2>{ev}</section>")
-    gallery_head = ('<section><h2>Gallery</h2><input id="q" placeholder="search this page (ids, words)">'
-                    + nav)
+    more = (f'<p class="note">Showing {shown} of {total} {"queries" if queries else "documents"} '
+            "(test split first, by id).</p>" if shown < total else "")
+    gallery_head = ('<section><h2>Gallery</h2>' + more
+                    + '<input id="q" placeholder="search this page (ids, words)">' + nav)
     title = f"wikiHow-TIIR build report — {dataset.name}"
     sub = (f"{len(docs)} documents · {len(queries)} queries · source: "
            f"{manifest.get('sources', {}).get('kind', '?')} · wikihow-tiir "
