@@ -51,7 +51,7 @@ def register(app: typer.Typer) -> None:
         from wikihow_tiir.generate import ImagePool, generate_queries, merge_stats, prompt_manifest
         from wikihow_tiir.io import atomic_write_json, write_jsonl
         from wikihow_tiir.model import document_from_row, query_to_row
-        from wikihow_tiir.publish.parquet import read_rows, write_parquet
+        from wikihow_tiir.publish.parquet import read_rows, read_rows_where, write_parquet
 
         try:
             cfg = load_config(config, profile=profile, overrides=[
@@ -63,17 +63,20 @@ def register(app: typer.Typer) -> None:
         if not files:
             typer.secho(f"error: {dataset}/corpus has no corpus-*.parquet files", fg=typer.colors.RED, err=True)
             raise typer.Exit(2)
-        corpus = sorted((document_from_row(r) for r in read_rows(files)), key=lambda d: d.id)
-        docs = corpus[:limit] if limit is not None else corpus
+        ids = sorted(r["id"] for r in read_rows(files, columns=["id"]))
+        ids = ids[:limit] if limit is not None else ids
         out = output or dataset / "work" / "generate-cli"
         work = out / "work"
-        pool = ImagePool.from_documents(corpus)
+        # the pool holds metadata only; each shard reads its own documents' pictures
+        pool = ImagePool.from_corpus_files(files, vector_cache=work)
         size = cfg.generate.documents_per_shard
         all_stats, rejects, n_queries = [], [], 0
-        for i in range(0, len(docs), size):
+        for i in range(0, len(ids), size):
             shard = f"shard-{i // size:05d}"
+            rows = {r["id"]: r for r in read_rows_where(files, "id", ids[i:i + size])}
+            shard_docs = [document_from_row(rows[d]) for d in ids[i:i + size]]
             try:
-                result = generate_queries(docs[i:i + size], pool, cfg.generate, seed=cfg.seed, work_dir=work,
+                result = generate_queries(shard_docs, pool, cfg.generate, seed=cfg.seed, work_dir=work,
                                           shard_id=shard)
             except ValueError as exc:  # a backend that cannot start (e.g. a model without an endpoint)
                 typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
@@ -85,6 +88,6 @@ def register(app: typer.Typer) -> None:
         write_jsonl(out / "rejects.jsonl", rejects)
         stats = {"prompts": prompt_manifest(), "stats": merge_stats(all_stats), "seed": cfg.seed}
         atomic_write_json(out / "stats.json", stats)
-        typer.echo(json.dumps({"documents": len(docs), "queries": n_queries, "rejected": len(rejects),
+        typer.echo(json.dumps({"documents": len(ids), "queries": n_queries, "rejected": len(rejects),
                                "output": str(out), "rejects_by_reason": stats["stats"]["rejects_by_reason"]},
                               indent=2, ensure_ascii=False))
