@@ -93,29 +93,33 @@ def _throughput(n_texts: int) -> dict:
     from wikihow_tiir.embeddings import load_text_embedder
     from wikihow_tiir.filter.vectors import embed_cached
 
+    from wikihow_tiir.config import FilterConfig
+
+    bs = FilterConfig().embed_batch_size  # the filter's default, for all three ways
     docs, _ = synthetic(n_texts, 0, seed=1)
     texts = [d.content.text for d in docs]
     model = load_text_embedder()
-    model.encode(texts[:64], batch_size=64)  # warm-up
+    model.encode(texts[:64], batch_size=bs)  # warm-up
     bare_call, bare_loop, ours = [], [], []
     for _ in range(2):  # interleaved repeats: other processes on this machine slow one run, not one method
         t = time.perf_counter()
-        model.encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
+        model.encode(texts, batch_size=bs, normalize_embeddings=True, convert_to_numpy=True)
         bare_call.append(time.perf_counter() - t)
         t = time.perf_counter()
-        for i in range(0, len(texts), 64):
-            model.encode(texts[i:i + 64], batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
+        for i in range(0, len(texts), bs):
+            model.encode(texts[i:i + bs], batch_size=bs, normalize_embeddings=True, convert_to_numpy=True)
         bare_loop.append(time.perf_counter() - t)
         tmp = Path(tempfile.mkdtemp(prefix="bench-filter-emb-"))
         try:
             t = time.perf_counter()
-            embed_cached(texts, batch_size=64, shard_size=4096, cache_dir=tmp)  # includes writing the cache
+            embed_cached(texts, batch_size=bs, shard_size=4096, cache_dir=tmp)  # includes writing the cache
             ours.append(time.perf_counter() - t)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     best = {"bare_encode_call": min(bare_call), "bare_batch_loop": min(bare_loop), "filter_path": min(ours)}
     return {
         "texts": len(texts),
+        "batch_size": bs,
         "texts_per_s": {k: round(len(texts) / v, 1) for k, v in best.items()},
         "filter_time_vs_bare_encode_call": round(best["filter_path"] / best["bare_encode_call"], 3),
         "filter_time_vs_bare_batch_loop": round(best["filter_path"] / best["bare_batch_loop"], 3),

@@ -147,7 +147,7 @@ class FilterConfig(_Section):
     ``wikihow_tiir/filter/__init__.py`` (distribution of each score on the bundled build)."""
 
     enabled: bool = True
-    embed_batch_size: int = Field(64, ge=1)
+    embed_batch_size: int = Field(32, ge=1)  # 16-32 is ~10% faster than 64 on 2 CPU cores (less padding)
     embed_shard_size: int = Field(4096, ge=1)  # texts per cached embedding shard
     embed_device: str = "cpu"  # torch device of the MiniLM embedder ("cuda" where there is a GPU)
     query_block_size: int = Field(1024, ge=1)  # queries per exact corpus-search block (memory ~ block x corpus x 4 B)
