@@ -134,7 +134,10 @@ class GenerateConfig(_Section):
     visualize: BackendConfig = Field(default_factory=BackendConfig)
     render: BackendConfig = Field(default_factory=BackendConfig)
     cache: bool = True  # SQLite request cache under the build's work folder
-    min_text_tokens: int = 20  # a query's text outside this range is rejected (paper: ~105 on average)
+    # words (each CJK character counts as one) of the generated query text; outside the range it is
+    # rejected at generation (paper: ~105 on average). The filter re-checks in MiniLM WordPiece tokens
+    # (filter.min_text_tokens / max_text_tokens), which run ~1.3x higher for English.
+    min_text_tokens: int = 20
     max_text_tokens: int = 300
     max_copied_share: float = 0.6  # share of the document's step text found verbatim in the query
     salient_sentences: int = 4  # BM25-salient sentences shown to the visualize stage

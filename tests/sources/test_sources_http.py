@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -161,6 +162,20 @@ def test_redirect_to_foreign_host_or_private_address_is_refused_before_connectin
 def test_loopback_is_refused_unless_allowed(crawl_cfg, mirror):
     res = PoliteClient(crawl_cfg(allow_private_addresses=False)).fetch(mirror.url(PAGE))
     assert res.error == "private-address" and "127.0.0.1" in res.detail
+    assert mirror.hits == []
+
+
+def test_dns_rebinding_to_a_private_address_is_refused_at_connect(crawl_cfg, mirror):
+    """The name answered with a public address when it was checked, then points at 127.0.0.1 when
+    the connection is made: the connected peer is checked too, and nothing is sent to it."""
+    port = urlsplit(mirror.origin).port
+    client = PoliteClient(crawl_cfg(allow_private_addresses=False, max_retries=3,
+                                    origin_map={"https://www.wikihow.com": f"http://localhost:{port}"}))
+    client._dns["localhost"] = (time.monotonic(), ["93.184.216.34"])  # the attacker's first, public answer
+    res = client.fetch("https://www.wikihow.com" + PAGE, check_robots=False)
+    assert res.error == "private-address", res.detail
+    assert "connected peer" in res.detail and res.attempts == 1
+    assert client.fetch("https://www.wikihow.com" + PAGE).error == "robots-unreachable"  # robots.txt too
     assert mirror.hits == []
 
 

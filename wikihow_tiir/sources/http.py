@@ -36,6 +36,9 @@ from fnmatch import fnmatchcase
 from urllib.parse import urljoin, urlsplit
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from wikihow_tiir.config import CrawlConfig
 from wikihow_tiir.sources.robots import RobotsRules
@@ -121,6 +124,50 @@ def _retry_after_s(value: str | None) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+_PEER_REFUSED = "not a public address"
+
+
+def _address_problem(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, allow_private: bool) -> str | None:
+    if ip.is_link_local or ip.is_multicast or ip.is_unspecified:
+        return "link-local/multicast: never fetched"
+    if (ip.is_private or ip.is_loopback or ip.is_reserved) and not allow_private:
+        return "non-public"
+    return None
+
+
+class _PeerCheck:
+    """Mixed into urllib3's connections: the address actually connected to is checked again, so a
+    DNS answer that changes between our check and the connect (DNS rebinding) cannot reach a
+    private address. The socket is closed before a byte is sent."""
+
+    allow_private = False
+
+    def _new_conn(self):
+        sock = super()._new_conn()  # type: ignore[misc]
+        peer = sock.getpeername()[0]
+        problem = _address_problem(ipaddress.ip_address(peer.split("%", 1)[0]), self.allow_private)
+        if problem:
+            sock.close()
+            raise OSError(f"connected peer {peer} is {_PEER_REFUSED} ({problem}); refused before sending")
+        return sock
+
+
+class _PeerCheckingAdapter(HTTPAdapter):
+    def __init__(self, allow_private: bool, **kwargs):
+        self._allow_private = allow_private
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args, **kwargs):
+        super().init_poolmanager(*args, **kwargs)
+        flag = {"allow_private": self._allow_private}
+        http_conn = type("CheckedHTTPConnection", (_PeerCheck, HTTPConnection), flag)
+        https_conn = type("CheckedHTTPSConnection", (_PeerCheck, HTTPSConnection), flag)
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": type("CheckedHTTPPool", (HTTPConnectionPool,), {"ConnectionCls": http_conn}),
+            "https": type("CheckedHTTPSPool", (HTTPSConnectionPool,), {"ConnectionCls": https_conn}),
+        }
 
 
 class _Host:
@@ -243,6 +290,9 @@ class PoliteClient:
         if session is None:
             session = requests.Session()
             session.trust_env = False  # never route through an environment proxy we did not vet
+            adapter = _PeerCheckingAdapter(self.cfg.allow_private_addresses)
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
             session.headers.update({"User-Agent": self.user_agent, "Accept-Encoding": "gzip, deflate"})
             self._local.session = session
         return session
@@ -274,10 +324,11 @@ class PoliteClient:
             cached = self._dns[hostname] = (time.monotonic(), sorted({info[4][0] for info in infos}))
         for addr in cached[1]:
             ip = ipaddress.ip_address(addr.split("%", 1)[0])
-            if ip.is_link_local or ip.is_multicast or ip.is_unspecified:
-                return "private-address", f"{hostname} resolves to {ip} (link-local/multicast: never fetched)"
-            if (ip.is_private or ip.is_loopback or ip.is_reserved) and not self.cfg.allow_private_addresses:
+            problem = _address_problem(ip, self.cfg.allow_private_addresses)
+            if problem == "non-public":
                 return "private-address", f"{hostname} resolves to non-public {ip}"
+            if problem:
+                return "private-address", f"{hostname} resolves to {ip} ({problem})"
         return None
 
     def _pause_s(self, res: FetchResult) -> float:
@@ -367,7 +418,12 @@ class PoliteClient:
                 res.status, res.error, res.detail = 0, "timeout", str(exc)[:300]
                 return
             except requests.exceptions.RequestException as exc:
-                res.status, res.error, res.detail = 0, "connection-error", str(exc)[:300]
+                text = str(exc)
+                if _PEER_REFUSED in text:  # not transient: never retried
+                    i = text.find("connected peer")
+                    res.status, res.error, res.detail = 0, "private-address", text[i:i + 300]
+                else:
+                    res.status, res.error, res.detail = 0, "connection-error", text[:300]
                 return
             try:
                 self._read(resp, max_bytes, image, started, res)
