@@ -90,10 +90,9 @@ def synthetic(n_docs: int, n_queries: int, seed: int = 0):
 
 def _throughput(n_texts: int) -> dict:
     """Texts/s of the filter's embedding path vs bare SentenceTransformer.encode on the same texts."""
+    from wikihow_tiir.config import FilterConfig
     from wikihow_tiir.embeddings import load_text_embedder
     from wikihow_tiir.filter.vectors import embed_cached
-
-    from wikihow_tiir.config import FilterConfig
 
     bs = FilterConfig().embed_batch_size  # the filter's default, for all three ways
     docs, _ = synthetic(n_texts, 0, seed=1)

@@ -2,7 +2,8 @@
 
 Figures, not pass/fail: each module's `run(quick=False)` returns a JSON-serialisable dict; ratios
 are computed against a baseline measured in the same process. `python -m benchmarks.run parse images`
-runs only the named areas; `--quick` runs the smoke versions.
+runs only the named areas; `--quick` runs the smoke versions and writes them to benchmarks/results/quick/
+(never over the full figures).
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ def main(argv: list[str]) -> int:
             print(f"unknown benchmark(s): {', '.join(unknown)}; have: {', '.join(areas)}", file=sys.stderr)
             return 2
         areas = [a for a in areas if a in wanted]
-    RESULTS.mkdir(exist_ok=True)
+    results = RESULTS / "quick" if quick else RESULTS
+    results.mkdir(parents=True, exist_ok=True)
     failed = 0
     for area in areas:
         print(f"== {area}", flush=True)
@@ -45,7 +47,7 @@ def main(argv: list[str]) -> int:
                "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
                            "platform": platform.platform()},
                "figures": figures}
-        (RESULTS / f"{area}.json").write_text(json.dumps(out, indent=2, sort_keys=True) + "\n")
+        (results / f"{area}.json").write_text(json.dumps(out, indent=2, sort_keys=True) + "\n")
         print(json.dumps(figures, indent=2, sort_keys=True), flush=True)
     return 1 if failed else 0
 
