@@ -59,3 +59,32 @@ def test_dask_local_cluster_build_is_byte_identical_to_thread_build(thread_build
     dask_out = tmp_path / "dask"
     build_dataset(cfg, dask_out, show_progress=False)
     assert _dataset_bytes(dask_out) == _dataset_bytes(out)
+
+
+@pytest.mark.slow
+def test_live_build_on_dask_keeps_one_polite_request_rate(tmp_path):
+    """A live-source build on 2 Dask workers against the loopback wikiHow mirror: the crawl runs once,
+    in the flow's process, under its single per-host rate limiter (workers never fetch), so the
+    mirror sees at most requests_per_second, not workers x that; the shards then build documents."""
+    from flows.build_dataset import build_dataset
+    from tests.servers.wikihow_mirror import WikihowMirror
+    from wikihow_tiir.config import BuildConfig
+
+    rps = 8.0
+    with WikihowMirror() as mirror:
+        urls = tmp_path / "urls.txt"
+        urls.write_text("".join(mirror.url(p) + "\n" for p in ("/Grill-Zucchini", "/Marinate-Pork")))
+        raw = load_config(profile="live").model_dump(mode="json")
+        raw["source"].update(archive=str(tmp_path / "archive"), pages_per_shard=1)
+        raw["source"]["crawl"].update(contact="tests@example.org", origin_map=mirror.origin_map(),
+                                      allow_private_addresses=True, requests_per_second=rps,
+                                      discovery="urls", url_file=str(urls), timeout_s=5.0)
+        raw["runner"].update(kind="dask", workers=2)
+        raw["generate"]["enabled"] = False
+        result = build_dataset(BuildConfig.model_validate(raw), tmp_path / "out", show_progress=False)
+        hits = sorted(mirror.hits, key=lambda h: h.t)
+    assert result["documents"] >= 4 and len(hits) > 10
+    gaps = [b.t - a.t for a, b in zip(hits, hits[1:], strict=False)]  # one host (www.wikihow.com) behind the mirror
+    assert min(gaps) >= 1 / rps - 0.02, f"{len(hits)} requests, smallest gap {min(gaps):.3f} s"
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["crawl"]["pages"]["done"] == 2
