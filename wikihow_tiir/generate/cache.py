@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -32,13 +33,30 @@ class RequestCache:
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30.0)
         with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, stage TEXT NOT NULL, "
-                "model TEXT NOT NULL, response TEXT NOT NULL)")
-            self._db.commit()
+            self._init(deadline=time.monotonic() + 30.0)
         self.hits = 0
         self.misses = 0
+
+    def _init(self, deadline: float) -> None:
+        """WAL mode and the table. Shards that start together open the same new file at once, and
+        SQLite answers the journal-mode switch with "database is locked" at once instead of
+        waiting: retry with backoff until ``deadline``."""
+        delay = 0.01
+        while True:
+            try:
+                if str(self._db.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                    self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute(
+                    "CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, stage TEXT NOT NULL, "
+                    "model TEXT NOT NULL, response TEXT NOT NULL)")
+                self._db.commit()
+                return
+            except sqlite3.OperationalError as exc:
+                if ("locked" not in str(exc) and "busy" not in str(exc)) or time.monotonic() > deadline:
+                    raise
+                self._db.rollback()
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
 
     def get(self, key: str) -> Any | None:
         with self._lock:
