@@ -22,7 +22,20 @@ import yaml
 from wikihow_tiir.config import REPO_ROOT
 from wikihow_tiir.io import sha256_bytes
 
-PROMPTS_DIR = REPO_ROOT / "prompts"
+
+
+def _prompts_dir() -> Path:
+    """The checkout's ``prompts/`` (editable installs, the repository), else the copy a wheel
+    installs under ``<prefix>/share/wikihow-tiir/prompts``."""
+    import sys
+
+    for cand in (REPO_ROOT / "prompts", Path(sys.prefix) / "share" / "wikihow-tiir" / "prompts"):
+        if cand.is_dir():
+            return cand
+    return REPO_ROOT / "prompts"
+
+
+PROMPTS_DIR = _prompts_dir()
 # the template each stage uses (name -> version); bump the version for a new file, keep the old
 VERSIONS = {"caption": 1, "write": 1, "visualize": 1, "repair": 1, "render": 1, "offline_extractive": 1,
             "judge_answerability": 1}
@@ -67,8 +80,8 @@ def load_prompt(name: str, version: int | None = None, directory: Path | None = 
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise FileNotFoundError(f"prompt template {path} not found: the prompts/ folder ships with the "
-                                "repository; run from a checkout (pip install -e .)") from None
+        raise FileNotFoundError(f"prompt template {path} not found: prompts/ ships with the repository "
+                                "and in the wheel (<prefix>/share/wikihow-tiir/prompts)") from None
     data = yaml.safe_load(raw.decode("utf-8"))
     if not isinstance(data, dict) or data.get("name") != name or int(data.get("version", -1)) != version:
         raise ValueError(f"{path}: name/version inside the file do not match its file name")
