@@ -23,7 +23,6 @@ from wikihow_tiir.config import REPO_ROOT
 from wikihow_tiir.io import sha256_bytes
 
 
-
 def _prompts_dir() -> Path:
     """The checkout's ``prompts/`` (editable installs, the repository), else the copy a wheel
     installs under ``<prefix>/share/wikihow-tiir/prompts``."""
