@@ -22,7 +22,13 @@ from typing import Any
 
 from wikihow_tiir import __version__
 from wikihow_tiir.config import BuildConfig
-from wikihow_tiir.io import atomic_write_json, read_jsonl, sha256_file, stable_hash, write_jsonl
+from wikihow_tiir.io import (
+    atomic_write_json,
+    atomic_write_text,
+    read_jsonl,
+    stable_hash,
+    write_jsonl,
+)
 from wikihow_tiir.model import (
     SCHEMA_VERSION,
     TEXT_LICENSE,
@@ -136,10 +142,8 @@ def plan_corpus(cfg: BuildConfig, rejects: list[Reject] | None = None) -> list[S
     if cfg.source.kind == "vgsi":
         from wikihow_tiir.sources.vgsi import scan_vgsi
 
-        found: list[Reject] = []
+        found: list[Reject] = rejects if rejects is not None else []
         keys = [str(o) for o in scan_vgsi(cfg.source.vgsi, found.append)]
-        if rejects is not None:
-            rejects.extend(found)
         if not keys:
             raise BuildError(f"the VGSI file {cfg.source.vgsi.text_file} holds no usable article "
                              f"({len(found)} bad record(s); the first: {found[0].detail if found else '-'})")
@@ -230,7 +234,15 @@ def finalize_corpus(cfg: BuildConfig, output: Path, specs: list[ShardSpec],
                 yield row
 
     paths = write_sharded_iter(output / "corpus", rows(), total, "corpus", "corpus", cfg.output.rows_per_file)
+    # the corpus's identity for the query shards' fingerprints: its shards' fingerprints (inputs and
+    # settings), so no query shard has to hash the corpus files (tens of GB at the paper's scale)
+    shard_fps = [json.loads(_marker(output, s).read_text(encoding="utf-8"))["fingerprint"] for s in specs]
+    atomic_write_text(_corpus_id_file(output), stable_hash("corpus", shard_fps) + "\n")
     return {"documents": total, "files": [p.name for p in paths]}
+
+
+def _corpus_id_file(output: Path) -> Path:
+    return work_dir(output, "corpus") / "corpus-id"
 
 
 # --------------------------------------------------------------------------- query stage
@@ -290,8 +302,10 @@ def plan_queries(cfg: BuildConfig, output: Path) -> list[ShardSpec]:
 def queries_fingerprint(cfg: BuildConfig, output: Path, spec: ShardSpec) -> str:
     from wikihow_tiir.generate import prompt_manifest
 
-    corpus_files = sorted((Path(output) / "corpus").glob("corpus-*.parquet"))
-    corpus_id = [sha256_file(f) for f in corpus_files]  # the pool of images depends on the whole corpus
+    try:  # the pool of images depends on the whole corpus
+        corpus_id = _corpus_id_file(Path(output)).read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        raise BuildError(f"{output}: the corpus stage has not finished (no work/corpus/corpus-id)") from None
     return stable_hash("queries", STAGE_VERSIONS["queries"], __version__, cfg.seed,
                        cfg.section_json("generate"), prompt_manifest(), corpus_id, list(spec.keys))
 

@@ -64,17 +64,7 @@ class ImagePool:
 
     @classmethod
     def from_documents(cls, documents: Iterable[Document]) -> ImagePool:
-        images = []
-        for doc in documents:
-            for pos, text in step_texts(doc):
-                meta = doc.content.image_meta[pos]
-                assert meta is not None
-                data = doc.content.images[pos]
-                images.append(PoolImage(key=f"{doc.id}#{pos}", doc_id=doc.id, article_id=doc.article_id,
-                                        lang=doc.lang, step_text=text, meta=meta, data=data,
-                                        has_image=data is not None))
-        images.sort(key=lambda im: im.key)  # order-independent: same corpus, same pool
-        return cls(images)
+        return cls(_pool_images(documents, lazy=False))
 
     @classmethod
     def from_corpus_files(cls, files: Sequence[Path], vector_cache: Path | None = None) -> ImagePool:
@@ -86,16 +76,9 @@ class ImagePool:
         from wikihow_tiir.publish.parquet import read_rows_without
 
         files = sorted(Path(f) for f in files)
-        docs = [document_from_row(r) for r in read_rows_without(files)]
-        images = []
-        for doc in docs:
-            for pos, text in step_texts(doc):
-                meta = doc.content.image_meta[pos]
-                assert meta is not None
-                images.append(PoolImage(key=f"{doc.id}#{pos}", doc_id=doc.id, article_id=doc.article_id,
-                                        lang=doc.lang, step_text=text, meta=meta, data=None))
-        images.sort(key=lambda im: im.key)
-        return cls(images, loader=functools.partial(_read_corpus_bytes, tuple(files)), vector_cache=vector_cache)
+        docs = (document_from_row(r) for r in read_rows_without(files))
+        return cls(_pool_images(docs, lazy=True), loader=functools.partial(_read_corpus_bytes, tuple(files)),
+                   vector_cache=vector_cache)
 
     def image_bytes(self, keys: Sequence[str]) -> dict[str, bytes]:
         """The bytes of these pool images (held ones directly, the others through the loader in one
@@ -147,6 +130,22 @@ class ImagePool:
                     np.save(buf, self._vectors, allow_pickle=False)
                     atomic_write_bytes(cached, buf.getvalue())
             return self._vectors
+
+
+def _pool_images(documents: Iterable[Document], lazy: bool) -> list[PoolImage]:
+    """Every image of the documents, ordered by key (same corpus, same pool). ``lazy``: the documents
+    were read without bytes, which the loader fetches later; otherwise the bytes they hold."""
+    images = []
+    for doc in documents:
+        for pos, text in step_texts(doc):
+            meta = doc.content.image_meta[pos]
+            assert meta is not None
+            data = None if lazy else doc.content.images[pos]
+            images.append(PoolImage(key=f"{doc.id}#{pos}", doc_id=doc.id, article_id=doc.article_id,
+                                    lang=doc.lang, step_text=text, meta=meta, data=data,
+                                    has_image=lazy or data is not None))
+    images.sort(key=lambda im: im.key)
+    return images
 
 
 def _read_corpus_bytes(files: tuple[Path, ...], keys: Sequence[str]) -> dict[str, bytes]:

@@ -95,13 +95,13 @@ def read_rows_where(paths: Iterable[str | Path], column: str, values: Iterable[s
 
 def read_rows_without(paths: Iterable[str | Path], skip: str = "images") -> Iterator[dict[str, Any]]:
     """Rows without one (large) column, which comes back as a list of ``None`` as long as ``texts``."""
-    for p in sorted(Path(x) for x in paths):
-        pf = pq.ParquetFile(p)
-        names = [n for n in pf.schema_arrow.names if n != skip]
-        for rg in range(pf.num_row_groups):
-            for row in pf.read_row_group(rg, columns=names).to_pylist():
-                row[skip] = [None] * len(row.get("texts") or [])
-                yield row
+    paths = sorted(Path(x) for x in paths)
+    if not paths:
+        return
+    names = [n for n in pq.ParquetFile(paths[0]).schema_arrow.names if n != skip]
+    for row in read_rows(paths, columns=names):
+        row[skip] = [None] * len(row.get("texts") or [])
+        yield row
 
 
 def split_files(dataset_dir: str | Path, config: str, split: str) -> list[Path]:

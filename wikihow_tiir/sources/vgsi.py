@@ -106,11 +106,6 @@ def _text_path(cfg: VgsiConfig) -> Path:
     return path
 
 
-def _iter_lines(cfg: VgsiConfig) -> Iterator[tuple[int, bytes]]:
-    for n, _offset, line in _iter_lines_at(cfg):
-        yield n, line
-
-
 def _iter_lines_at(cfg: VgsiConfig) -> Iterator[tuple[int, int, bytes]]:
     """(line number, byte offset, line) of every non-blank line."""
     with open(_text_path(cfg), "rb") as f:
@@ -127,26 +122,7 @@ def scan_vgsi(cfg: VgsiConfig, on_reject: Callable[[Reject], None]) -> list[int]
     Bad lines go to ``on_reject`` and are skipped, so one broken record never stops a build; the
     offsets let each corpus shard read just its own lines (:func:`read_vgsi_articles`).
     """
-    offsets: list[int] = []
-    seen: set[str] = set()
-    for n, offset, line in _iter_lines_at(cfg):
-        where = f"{cfg.text_file}:{n}"
-        try:
-            try:
-                rec = json.loads(line)
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                raise VgsiError(f"not JSON ({exc})", "bad-json") from exc
-            article = record_to_article(rec, line, cfg)
-            if article.id in seen:
-                raise VgsiError(f"article {article.id} appears twice", "duplicate-file-id")
-        except VgsiError as exc:
-            on_reject(Reject(stage="vgsi", item_id=f"line-{n}", reason=exc.reason, detail=f"{where}: {exc}"))
-            continue
-        seen.add(article.id)
-        offsets.append(offset)
-        if cfg.max_articles and len(offsets) >= cfg.max_articles:
-            break
-    return offsets
+    return [offset for _, _, offset in _iter_records(cfg, on_reject)]
 
 
 def read_vgsi_articles(cfg: VgsiConfig, offsets: list[int]) -> list[Article]:
@@ -166,15 +142,16 @@ def iter_vgsi_articles(cfg: VgsiConfig, on_reject: Callable[[Reject], None] | No
     A bad line raises :class:`VgsiError` naming file, line and reason - unless ``on_reject`` is
     given, which then receives a :class:`Reject` (stage ``"vgsi"``) and the reading goes on.
     """
-    for article, _ in _iter_with_images(cfg, on_reject):
+    for article, _, _ in _iter_records(cfg, on_reject):
         yield article
 
 
-def _iter_with_images(cfg: VgsiConfig, on_reject: Callable[[Reject], None] | None
-                      ) -> Iterator[tuple[Article, list[tuple[str, str]]]]:
+def _iter_records(cfg: VgsiConfig, on_reject: Callable[[Reject], None] | None
+                  ) -> Iterator[tuple[Article, list[tuple[str, str]], int]]:
+    """(article, its (image URL, step_id) pairs, byte offset of its line) of every usable record."""
     count = 0
     seen: set[str] = set()
-    for n, line in _iter_lines(cfg):
+    for n, offset, line in _iter_lines_at(cfg):
         where = f"{cfg.text_file}:{n}"
         try:
             try:
@@ -191,7 +168,7 @@ def _iter_with_images(cfg: VgsiConfig, on_reject: Callable[[Reject], None] | Non
             on_reject(Reject(stage="vgsi", item_id=f"line-{n}", reason=exc.reason, detail=f"{where}: {exc}"))
             continue
         seen.add(article.id)
-        yield article, image_ids
+        yield article, image_ids, offset
         count += 1
         if cfg.max_articles and count >= cfg.max_articles:
             return
@@ -229,7 +206,7 @@ class VgsiImageStore:
         with self._lock:
             if self._url_to_step is None:
                 mapping: dict[str, str] = {}
-                for _, image_ids in _iter_with_images(self.cfg, on_reject=lambda r: None):
+                for _, image_ids, _ in _iter_records(self.cfg, on_reject=lambda r: None):
                     for url, step_id in image_ids:
                         mapping.setdefault(url, step_id)  # a picture reused by later steps: same file
                 self._url_to_step = mapping

@@ -1,0 +1,110 @@
+"""The `wikihow-tiir` command. Options are parsed here; the work happens in the stages.
+
+Each feature area registers its own commands from `<area>/cli.py` (`register(app)`), so the
+command set grows without everyone editing this file. Heavy imports stay inside commands.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Build the wikiHow-TIIR benchmark and score retrieval models on it.")
+
+_AREAS = (
+    "wikihow_tiir.sources.cli",     # crawl
+    "wikihow_tiir.generate.cli",    # generate
+    "wikihow_tiir.publish.cli",     # publish, validate, export, import
+    "wikihow_tiir.evaluate.cli",    # evaluate
+    "wikihow_tiir.mme.cli",         # mme train
+    "wikihow_tiir.report.cli",      # report
+)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+@app.command()
+def parse(
+    page: Path = typer.Argument(..., exists=True, dir_okay=False, help="A saved wikiHow HTML page."),
+    url: str | None = typer.Option(None, help="The page's URL (resolves relative links; default: its canonical link)."),
+    indent: int = typer.Option(2, help="JSON indentation (0 for one line)."),
+) -> None:
+    """Parse one wikiHow page and print the Article as JSON."""
+    from wikihow_tiir.parse import ParseError, parse_html
+
+    try:
+        article = parse_html(page.read_bytes(), url=url)
+    except ParseError as exc:
+        _fail(f"{page}: not parsed ({exc.reason}): {exc}")
+    typer.echo(json.dumps(article.to_dict(), ensure_ascii=False, indent=indent or None))
+
+
+@app.command()
+def build(
+    output: Path = typer.Option(Path("data/builds/sample"), "--output", "-o", help="Build folder."),
+    config: Path | None = typer.Option(None, "--config", "-c", exists=True, help="YAML/JSON build config."),
+    profile: str = typer.Option("sample", help="sample | live | vgsi"),
+    source: str | None = typer.Option(None, help="archive | live | vgsi (overrides the profile)."),
+    archive: Path | None = typer.Option(None, help="Archive folder to read (source=archive) or fill (live)."),
+    pages_per_shard: int | None = typer.Option(None, help="Pages per work shard."),
+    rows_per_file: int | None = typer.Option(None, help="Rows per Parquet file."),
+    runner: str | None = typer.Option(None, help="thread | dask"),
+    workers: int | None = typer.Option(None, help="Worker count for the task runner."),
+    dask_address: str | None = typer.Option(None, help="Existing Dask scheduler, e.g. tcp://host:8786."),
+    set_: list[str] = typer.Option([], "--set", help="Override any setting: --set filter.relevance_min=0.3"),
+    no_queries: bool = typer.Option(False, help="Stop after the corpus."),
+) -> None:
+    """Build the dataset (a Prefect flow): corpus, queries, qrels, card, manifest, report."""
+    from wikihow_tiir.config import load_config
+
+    overrides = list(set_)
+    for key, value in (("source.kind", source), ("source.archive", archive),
+                       ("source.pages_per_shard", pages_per_shard), ("output.rows_per_file", rows_per_file),
+                       ("runner.kind", runner), ("runner.workers", workers),
+                       ("runner.dask_address", dask_address)):
+        if value is not None:
+            overrides.append(f"{key}={json.dumps(str(value)) if isinstance(value, Path) else value}")
+    if no_queries:
+        overrides.append("generate.enabled=false")
+    try:
+        cfg = load_config(config, profile=profile, overrides=overrides)
+    except ValueError as exc:
+        _fail(str(exc))
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from flows.build_dataset import build_dataset
+
+    result = build_dataset(cfg, output)
+    typer.echo(json.dumps(result, indent=2, ensure_ascii=False))
+
+
+@app.command()
+def stats(dataset: Path = typer.Argument(..., exists=True, file_okay=False, help="A built dataset folder.")) -> None:
+    """Print the paper's statistics table for a built dataset."""
+    from wikihow_tiir.stats import dataset_stats, render_stats_table
+
+    typer.echo(render_stats_table(dataset_stats(dataset)))
+
+
+def _register_areas() -> None:
+    for name in _AREAS:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:  # area not present in this checkout
+                continue
+            raise
+        module.register(app)
+
+
+_register_areas()
+
+if __name__ == "__main__":
+    app()

