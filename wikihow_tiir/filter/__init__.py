@@ -202,6 +202,12 @@ def filter_queries(queries: list[Query], corpus: list[Document], cfg: FilterConf
         raise ValueError(f"filter.min_query_images ({cfg.min_query_images}) > filter.max_query_images "
                          f"({cfg.max_query_images})")
 
+    # Work in a canonical order (queries and documents by id; a stable sort keeps the first of two
+    # equal ids first): embedding batches and matrix products then see the same inputs in the same
+    # order however the caller ordered them, so every score is bit-for-bit independent of input order.
+    input_order = {id(q): i for i, q in enumerate(queries)}
+    queries = sorted(queries, key=lambda q: q.id)
+    corpus = sorted(corpus, key=lambda d: d.id)
     n = len(queries)
     failed: list[list[str]] = [[] for _ in range(n)]
     details: list[dict[str, Any]] = [{} for _ in range(n)]
@@ -424,6 +430,7 @@ def filter_queries(queries: list[Query], corpus: list[Document], cfg: FilterConf
                 doc_id, gap = fn_competitor[i]
                 flag_examples.append({"query": q.id, "positive": q.positive_id, "competitor": doc_id,
                                       "gap": _r(gap)})
+    kept.sort(key=lambda q: input_order[id(q)])  # the caller's order back
     if n and not kept:
         messages.append(f"every one of the {n} queries was rejected; the splits will be empty")
 

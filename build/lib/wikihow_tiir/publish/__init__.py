@@ -1,1 +1,0 @@
-"""Writing and publishing the dataset: Parquet shards, dataset card, validation, Hub push."""

@@ -1,1 +1,0 @@
-"""Where articles come from: the bundled/crawled archive, a live crawl, or wikiHow-VGSI."""
