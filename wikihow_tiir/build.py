@@ -348,7 +348,7 @@ def _query_rows_with_images(queries: list[Query], shard_files: list[Path], chunk
 
 def finalize_queries(cfg: BuildConfig, output: Path, specs: list[ShardSpec]) -> dict[str, Any]:
     """Filter the whole query set, split by article, write queries/ and qrels/ per split."""
-    from wikihow_tiir.filter import filter_queries
+    from wikihow_tiir.filter import apply_split_rules, exclude_from_test, filter_queries
     from wikihow_tiir.publish.parquet import read_rows_without
     from wikihow_tiir.split import split_queries
 
@@ -360,11 +360,13 @@ def finalize_queries(cfg: BuildConfig, output: Path, specs: list[ShardSpec]) -> 
     corpus = list(load_corpus(output))
     if cfg.filter.enabled:
         result = filter_queries(queries, corpus, cfg.filter, cache_dir=work_dir(output, "filter"))
-        kept, rejects, flagged, report = result.kept, result.rejects, result.flagged, result.report
+        splits = split_queries(result.kept, cfg.split, exclude_from_test=exclude_from_test(result, cfg.filter))
+        splits, split_rejects = apply_split_rules(splits, result, cfg.filter)
+        rejects, flagged, report = result.rejects + split_rejects, result.flagged, result.report
+        kept = [q for qs in splits.values() for q in qs]
     else:
         kept, rejects, flagged, report = queries, [], {}, {"enabled": False}
-    exclude = set(flagged.get("likely-false-negative", []))
-    splits = split_queries(kept, cfg.split, exclude_from_test=exclude)
+        splits = split_queries(kept, cfg.split)
     written: dict[str, Any] = {}
     for split in ("train", "test"):
         qs = sorted(splits.get(split, []), key=lambda q: q.id)

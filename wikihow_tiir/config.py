@@ -161,8 +161,22 @@ class FilterConfig(_Section):
     easiness_percentile: float | None = Field(None, gt=0, le=100)
     lexical_overlap_max: float = Field(0.6, ge=0, le=1)  # share of the query's word n-grams found in its positive
     lexical_ngram: int = Field(3, ge=1)  # n of those n-grams (CJK: characters)
-    answerability_top_k: int = Field(20, ge=1)  # the positive must rank within top-k of the whole corpus
+    # answer leaks in the query TEXT (image prompts describe pictures and are not checked); tokens are
+    # words, or characters for Japanese/Chinese (wikihow_tiir.tokens)
+    leak_min_phrase_words: int = Field(2, ge=1)  # a goal/section title shorter than this is too common to leak
+    leak_min_phrase_cjk_chars: int = Field(4, ge=1)
+    step_copy_max_words: int = Field(8, ge=1)  # this many consecutive words of one step text copied: step-copy
+    step_copy_max_cjk_chars: int = Field(12, ge=1)
+    # picture necessity: the text alone ranks the positive first by this cosine margin over the next document
+    text_sufficient_margin: float = Field(0.15, ge=0)
+    # reject-test: rejected from the test split, flagged in train; reject: rejected everywhere; flag: reported only
+    text_sufficient_action: Literal["reject-test", "reject", "flag"] = "reject-test"
+    # quality flags from the text embedder. No rule may select TEST queries by a text model's success, so by
+    # default they are flags for review (the human audit); "reject-train" / "train-only" apply them to train only
+    answerability_top_k: int = Field(20, ge=1)  # positive ranked below top-k of the whole corpus: flagged
+    answerability_action: Literal["flag", "reject-train"] = "flag"
     false_negative_margin: float = Field(0.05, ge=0)  # another article's doc above the positive by this: flagged
+    false_negative_action: Literal["flag", "train-only"] = "flag"  # train-only: the article goes to train
     near_duplicate_cosine: float = Field(0.97, ge=-1, le=1)  # two queries above this: keep the first (by id)
     min_query_images: int = Field(2, ge=0)
     max_query_images: int = Field(4, ge=0)

@@ -17,7 +17,7 @@ from filter_helpers import (
 )
 
 from wikihow_tiir.config import FilterConfig
-from wikihow_tiir.filter import REASONS
+from wikihow_tiir.filter import FLAGS, REASONS, apply_split_rules
 from wikihow_tiir.filter import filter_queries as _filter_queries
 from wikihow_tiir.model import Document, ImageMeta, Query
 
@@ -27,7 +27,12 @@ def filter_queries(queries, corpus, cfg, cache_dir=SHARED_CACHE):
 
 
 SCORE_KEYS = {"images", "query_image_min_distance", "image_leak_min_distance", "text_tokens", "language",
-              "lexical_overlap", "relevance", "positive_rank", "false_negative_gap", "near_duplicate"}
+              "goal_leak", "title_leak", "step_copy_tokens", "lexical_overlap", "relevance", "full_rank",
+              "text_only_rank", "text_only_margin", "false_negative_gap", "near_duplicate"}
+
+
+NO_LEAK_CHECKS = {"leak_min_phrase_words": 1000, "leak_min_phrase_cjk_chars": 1000, "step_copy_max_words": 1000,
+                  "step_copy_max_cjk_chars": 1000}
 
 
 def reasons_of(result) -> dict[str, str]:
@@ -38,11 +43,12 @@ def test_good_queries_are_kept_with_every_score(corpus, queries):
     result = filter_queries(queries, corpus, FilterConfig())
     assert [q.id for q in result.kept] == [q.id for q in queries]
     assert result.rejects == []
-    assert result.flagged == {"likely-false-negative": []}
+    assert set(result.flagged) == set(FLAGS) and result.flagged["likely-false-negative"] == []
     for q in result.kept:
         assert SCORE_KEYS <= set(q.scores), q.id
         assert q.scores["relevance"] > FilterConfig().relevance_min
-        assert q.scores["positive_rank"] <= 2
+        assert q.scores["full_rank"] <= 2
+        assert q.scores["goal_leak"] < 1 and q.scores["step_copy_tokens"] < FilterConfig().step_copy_max_words
         assert q.scores["language"] > 0.9  # the Japanese query too: script-based language id
     rep = result.report
     assert rep["queries_in"] == rep["kept"] == len(queries)
@@ -73,7 +79,12 @@ def _bad_queries(corpus: list[Document]) -> dict[str, Query]:
                                                "How should I prepare my skin before applying it?"]),
         "low-relevance": make_query("letter", "q-off-topic", texts=QUERY_TEXTS["toilet"],
                                     prompts=["a toilet", "a plunger"]),
-        "too-easy": make_query("rims", "q-copy", texts=copied, prompts=copied[:2]),
+        "goal-leak": make_query("rims", "q-copy", texts=copied, prompts=copied[:2]),
+        "title-leak": make_query("rims", "q-title", texts=["I have been washing the rims of my car every weekend "
+                                                           "but the brown dust comes back.", *QUERY_TEXTS["rims"][1:]]),
+        "step-copy": make_query("toilet", "q-step-copy", texts=[QUERY_TEXTS["toilet"][0],
+                                                                "Should I push and pull the plunger firmly ten times?",
+                                                                QUERY_TEXTS["toilet"][2]]),
         "text-encoding": make_query("tomatoes", "q-surrogate",
                                     texts=["I want to plant tomatoes \udcff in my garden this spring.",
                                            *QUERY_TEXTS["tomatoes"][1:]]),
@@ -105,7 +116,11 @@ def test_every_reason_is_recorded_with_scores_and_examples(corpus, queries):
     assert rep["rejected"] == len(bad) and rep["kept"] == len(queries)
     copy = next(r for r in result.rejects if r.item_id == "q-copy")
     assert copy.extra["scores"]["lexical_overlap"] == 1.0
-    assert "lexical-copy" in copy.extra["failed"]  # the n-gram ceiling catches the copy too
+    # the pasted document also gives its title away and is caught by the cosine and n-gram ceilings
+    assert {"title-leak", "too-easy", "lexical-copy"} <= set(copy.extra["failed"])
+    assert copy.extra["scores"]["goal_leak"] == 1.0 and copy.extra["scores"]["title_leak"] == 1.0
+    step = next(r for r in result.rejects if r.item_id == "q-step-copy")
+    assert step.extra["scores"]["step_copy_tokens"] == 8 and "8 consecutive tokens" in step.detail
     placeholder = next(r for r in result.rejects if r.item_id == "q-placeholder")
     assert "'[img]'" in placeholder.detail
 
@@ -113,7 +128,7 @@ def test_every_reason_is_recorded_with_scores_and_examples(corpus, queries):
 def test_lexical_copy_alone(corpus, queries):
     doc = next(d for d in corpus if d.id == "wh-letter-s1").content.text.split("\n")
     pasted = make_query("letter", "q-pasted", texts=doc[1:], prompts=["a desk", "a pen"])
-    cfg = FilterConfig(easiness_max_similarity=1.0)
+    cfg = FilterConfig(easiness_max_similarity=1.0, **NO_LEAK_CHECKS)
     result = filter_queries(queries + [pasted], corpus, cfg)
     assert reasons_of(result) == {"q-pasted": "lexical-copy"}
     assert pasted.scores["lexical_overlap"] > cfg.lexical_overlap_max
@@ -154,12 +169,28 @@ def test_near_duplicate_of_a_rejected_query_is_kept(corpus):
     assert reasons_of(result) == {"q-a": "too-few-images"}
 
 
-def test_positive_outside_top_k_is_rejected(corpus, queries):
-    result = filter_queries(queries, corpus, FilterConfig(answerability_top_k=1))
-    ranks = {q.id: q.scores["positive_rank"] for q in queries}
+def test_positive_outside_top_k_is_a_flag_never_a_test_split_rule(corpus, queries):
+    cfg = FilterConfig(answerability_top_k=1, text_sufficient_action="flag")
+    result = filter_queries(queries, corpus, cfg)
+    ranks = {q.id: q.scores["full_rank"] for q in queries}
     expected = {qid for qid, rank in ranks.items() if rank > 1}
     assert expected  # the toilet query's positive is beaten by the article's other method
-    assert {r.item_id for r in result.rejects if r.reason == "positive-not-in-top-k"} == expected
+    assert result.rejects == []  # a text embedder's failure never removes a query by default
+    assert set(result.flagged["positive-not-in-top-k"]) == expected
+    assert result.report["flagged"]["positive-not-in-top-k"]["count"] == len(expected)
+    splits = {"train": [q for q in result.kept if q.id in expected], "test": [q for q in result.kept
+                                                                              if q.id not in expected]}
+    same, none = apply_split_rules(splits, result, cfg)
+    assert none == [] and same == splits
+    # "reject-train": the rule applies to the train split only
+    strict = cfg.model_copy(update={"answerability_action": "reject-train"})
+    result = filter_queries(queries, corpus, strict)
+    both = {"train": list(result.kept), "test": list(result.kept)}
+    out, rejects = apply_split_rules(both, result, strict)
+    assert {q.id for q in out["test"]} == {q.id for q in result.kept}
+    assert {q.id for q in out["train"]} == {q.id for q in result.kept} - expected
+    assert {(r.item_id, r.reason, r.extra["split"]) for r in rejects} == {(q, "positive-not-in-top-k", "train")
+                                                                          for q in expected}
 
 
 def test_other_article_above_the_positive_is_flagged_not_rejected(corpus, queries):
@@ -236,8 +267,9 @@ def test_no_queries_and_single_document(corpus):
     result = filter_queries([make_query("zucchini")], one_doc, FilterConfig())
     assert [q.id for q in result.kept] == ["q-zucchini"]
     q = result.kept[0]
-    assert q.scores["positive_rank"] == 1.0
+    assert q.scores["full_rank"] == 1.0 and q.scores["text_only_rank"] == 1.0
     assert "false_negative_gap" not in q.scores  # no other article to compare with
+    assert "text_only_margin" not in q.scores and result.flagged["text-sufficient"] == []  # no competitor
     assert "near_duplicate" not in q.scores  # no other query
 
 
@@ -272,3 +304,110 @@ def test_query_image_hashes_from_metadata_objects_are_used():
     result = filter_queries([q], [doc], FilterConfig())
     assert reasons_of(result) == {"q-zucchini": "image-leak"}
     assert result.rejects[0].extra["scores"]["image_leak_min_distance"] == 0.0
+
+
+
+def test_too_easy_alone(corpus, queries):
+    rims = next(d for d in corpus if d.id == "wh-rims-s1").content.text.split("\n")
+    pasted = make_query("rims", "q-copy", texts=rims, prompts=rims[2:4])
+    result = filter_queries(queries + [pasted], corpus, FilterConfig(**NO_LEAK_CHECKS))
+    assert reasons_of(result) == {"q-copy": "too-easy"}
+    assert pasted.scores["relevance"] > FilterConfig().easiness_max_similarity
+
+
+def test_leaks_are_normalized_case_punctuation_how_to_and_qualifiers(corpus):
+    doc = next(d for d in corpus if d.id == "wh-zucchini-s1")
+    doc.goal = "How to Grill Zucchini (Easy Summer Recipe)"
+    texts = ["Honestly, I want to GRILL — zucchini! — tonight for my family.", *QUERY_TEXTS["zucchini"][1:]]
+    q = make_query("zucchini", "q-goal", texts=texts)
+    result = filter_queries([q], corpus, FilterConfig())
+    assert reasons_of(result) == {"q-goal": "goal-leak"}
+    assert q.scores["goal_leak"] == 1.0
+    assert "Grill Zucchini" in result.rejects[0].detail
+    # half the goal is a figure, not a leak
+    half = make_query("zucchini", "q-half", texts=["I want to grill something green tonight.", *QUERY_TEXTS["zucchini"][1:]])
+    result = filter_queries([half], corpus, FilterConfig(text_sufficient_action="flag"))
+    assert reasons_of(result) == {} and half.scores["goal_leak"] == 0.5
+
+
+def test_cjk_leaks_are_measured_by_characters(corpus):
+    # goal "ファンデーションを塗る方法": the goal core is "ファンデーションを塗る" (without "方法")
+    texts = ["毎朝ファンデーションを塗るのですが、肌がかさかさしてうまくいきません。", *QUERY_TEXTS["foundation"][1:]]
+    q = make_query("foundation", "q-ja-goal", texts=texts)
+    result = filter_queries([q], corpus, FilterConfig())
+    assert reasons_of(result) == {"q-ja-goal": "goal-leak"}
+    copy = make_query("foundation", "q-ja-copy", texts=["化粧下地を顔全体に薄く伸ばすのですが、うまくいきません。",
+                                                       *QUERY_TEXTS["foundation"][1:]])
+    result = filter_queries([copy], corpus, FilterConfig())
+    assert reasons_of(result) == {"q-ja-copy": "step-copy"}
+    assert copy.scores["step_copy_tokens"] >= FilterConfig().step_copy_max_cjk_chars
+
+
+def test_a_one_word_title_is_too_common_to_leak(corpus):
+    doc = next(d for d in corpus if d.id == "wh-letter-s1")
+    doc.section_title = "Drafting"
+    doc.content.texts[1] = "Drafting"
+    q = make_query("letter", "q-drafting", texts=["I am drafting an introduction for a marketing job posting.",
+                                                  *QUERY_TEXTS["letter"][1:]])
+    result = filter_queries([q], corpus, FilterConfig(text_sufficient_action="flag"))
+    assert q.scores["title_leak"] == 1.0  # measured ...
+    assert reasons_of(result) == {}  # ... but one word is not a leak
+
+
+def test_pictures_rank_the_positive_better_than_the_text_alone(corpus):
+    # wheels in general (text) + what polishing looks like (pictures): only the pictures say which method
+    texts = ["I spent Saturday cleaning my car wheels with a hose and a brush.",
+             "They are clean now but they still look a bit flat.", "What should I do next?"]
+    q = make_query("rims", "q-polish", texts=texts, prompts=["metal polish rubbed over a rim in circles",
+                                                             "a buffed rim that shines"])
+    q.positive_id = "wh-rims-s2"
+    result = filter_queries([q], corpus, FilterConfig())
+    assert [k.id for k in result.kept] == ["q-polish"]
+    assert q.scores["full_rank"] == 1.0
+    assert q.scores["text_only_rank"] > q.scores["full_rank"]
+    assert result.flagged["text-sufficient"] == []
+    pn = result.report["picture_necessity"]
+    assert pn["n"] == 1 and pn["pictures_help"] == 1
+    assert pn["mean_reciprocal_rank_full"] > pn["mean_reciprocal_rank_text_only"]
+
+
+def test_text_sufficient_queries_leave_the_test_split_and_stay_flagged_in_train(corpus, queries):
+    result = filter_queries(queries, corpus, FilterConfig())
+    sufficient = set(result.flagged["text-sufficient"])
+    assert sufficient and sufficient < {q.id for q in result.kept}
+    for q in result.kept:
+        is_flagged = (q.scores["text_only_rank"] == 1
+                      and q.scores["text_only_margin"] >= FilterConfig().text_sufficient_margin)
+        assert (q.id in sufficient) == is_flagged
+    splits = {"train": [q for q in result.kept if q.article_id in ("zucchini", "rims")],
+              "test": [q for q in result.kept if q.article_id not in ("zucchini", "rims")]}
+    out, rejects = apply_split_rules(splits, result, FilterConfig())
+    assert out["train"] == splits["train"]  # flagged in train, never removed there
+    assert {q.id for q in out["test"]} == {q.id for q in splits["test"]} - sufficient
+    removed = {q.id for q in splits["test"]} & sufficient
+    assert removed and {r.item_id for r in rejects} == removed
+    assert all(r.reason == "text-sufficient" and r.stage == "filter" and r.extra["split"] == "test" for r in rejects)
+    assert result.report["reasons"]["text-sufficient"]["count"] == len(removed)
+    # "reject": rejected by the filter itself; "flag": only reported
+    strict = filter_queries(make_queries(), corpus, FilterConfig(text_sufficient_action="reject"))
+    assert {r.item_id for r in strict.rejects if r.reason == "text-sufficient"} == sufficient
+    lax = FilterConfig(text_sufficient_action="flag")
+    result = filter_queries(make_queries(), corpus, lax)
+    assert apply_split_rules(splits, result, lax)[1] == []
+
+
+def test_the_registry_documents_every_reason_score_and_setting():
+    from wikihow_tiir.filter import CHECKS, SCORE_SETTINGS
+
+    fields = set(FilterConfig.model_fields)
+    names = [c.name for c in CHECKS]
+    assert len(names) == len(set(names))
+    for c in CHECKS:
+        assert c.doc and set(c.settings) <= fields, c.name
+        for score, settings in c.scores.items():
+            assert set(settings) <= fields, (c.name, score)
+    assert set(REASONS.values()) <= set(names) and set(FLAGS.values()) <= set(names)
+    assert SCORE_SETTINGS["query_image_min_distance"] == ("phash_max_distance",)
+    assert SCORE_SETTINGS["full_rank"] == ("answerability_top_k",)
+    # the report lists every check with its thresholds
+    assert list(REASONS)[:4] == ["duplicate-id", "malformed-sequence", "text-encoding", "positive-missing"]

@@ -9,6 +9,8 @@ from __future__ import annotations
 import functools
 import re
 
+from wikihow_tiir.tokens import base_lang, tokens
+
 # ----------------------------------------------------------------------------- encoding
 
 
@@ -108,11 +110,6 @@ _FUNCTION_WORDS: dict[str, frozenset[str]] = {k: frozenset(v.split()) for k, v i
 _FAST_PATH_MIN_WORDS = 12
 
 
-def base_lang(code: str) -> str:
-    """``"pt-BR"`` -> ``"pt"``, ``"zh_Hans"`` -> ``"zh"``."""
-    return re.split(r"[-_]", (code or "").strip().lower(), maxsplit=1)[0]
-
-
 def language_supported(code: str) -> bool:
     lang = base_lang(code)
     return lang in _LANG_SCRIPTS or lang in _LATIN_LANGS
@@ -181,13 +178,9 @@ _WORD = re.compile(r"[^\W\d_]+")
 
 # ----------------------------------------------------------------------------- lexical copy
 
-_CJK_CHAR = r"\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
-_TOKEN = re.compile(rf"[{_CJK_CHAR}]|[^\W{_CJK_CHAR}]+")
-
-
 def lexical_tokens(text: str) -> list[str]:
     """Lower-cased words; each CJK character is its own token (CJK text has no spaces)."""
-    return _TOKEN.findall(text.lower())
+    return tokens(text)
 
 
 def ngrams(tokens: list[str], n: int) -> set[tuple[str, ...]]:

@@ -77,6 +77,7 @@ class PositiveStats:
     rank: np.ndarray  # 1 + number of documents scoring strictly above the positive
     best_other_score: np.ndarray  # best cosine among documents of OTHER articles (-inf if none)
     best_other_index: np.ndarray  # its corpus row (-1 if none)
+    runner_up_score: np.ndarray  # best cosine among ALL documents but the positive (-inf if none)
 
 
 def positive_stats(queries: np.ndarray, corpus: np.ndarray, positive_index: np.ndarray,
@@ -93,8 +94,9 @@ def positive_stats(queries: np.ndarray, corpus: np.ndarray, positive_index: np.n
     rank = np.zeros(n, dtype=np.int64)
     best = np.full(n, -np.inf, dtype=np.float32)
     best_idx = np.full(n, -1, dtype=np.int64)
+    runner_up = np.full(n, -np.inf, dtype=np.float32)
     if n == 0 or len(corpus) == 0:
-        return PositiveStats(pos, rank, best, best_idx)
+        return PositiveStats(pos, rank, best, best_idx, runner_up)
     # documents of each article, to mask a query's own article in its row
     order = np.argsort(doc_article, kind="stable")
     sorted_codes = doc_article[order]
@@ -105,6 +107,8 @@ def positive_stats(queries: np.ndarray, corpus: np.ndarray, positive_index: np.n
         p = sims[rows, positive_index[start:stop]]
         pos[start:stop] = p
         rank[start:stop] = 1 + (sims > p[:, None]).sum(axis=1)
+        sims[rows, positive_index[start:stop]] = -np.inf
+        runner_up[start:stop] = sims.max(axis=1)
         lo = np.searchsorted(sorted_codes, query_article[start:stop], side="left")
         hi = np.searchsorted(sorted_codes, query_article[start:stop], side="right")
         for r in range(stop - start):
@@ -114,7 +118,7 @@ def positive_stats(queries: np.ndarray, corpus: np.ndarray, positive_index: np.n
         best_idx[start:stop] = j
         best[start:stop] = sims[rows, j]
     best_idx[~np.isfinite(best)] = -1  # every document belongs to the query's own article
-    return PositiveStats(pos, rank, best, best_idx)
+    return PositiveStats(pos, rank, best, best_idx, runner_up)
 
 
 def near_duplicates(vectors: np.ndarray, candidates: np.ndarray, threshold: float, *,

@@ -11,12 +11,13 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 
-TOKENIZER_NAME = "words+cjk-chars"  # how "text tokens" are counted in stats and checks
+from wikihow_tiir.tokens import CJK_CHARS, TOKENIZER_NAME, count_tokens, tokens
 
-_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f"
+__all__ = ["TOKENIZER_NAME", "bm25_salience", "copied_share", "count_tokens", "match_terms", "overlap",
+           "split_sentences", "tokens"]
+
+_CJK_RUN = re.compile(rf"[{CJK_CHARS}]+")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[。！？])|\n+")
-_TOKEN = re.compile(rf"[{_CJK}]|[^\W{_CJK}]+")
-_CJK_RUN = re.compile(rf"[{_CJK}]+")
 _SPACE = re.compile(r"\s+")
 
 
@@ -25,18 +26,9 @@ def split_sentences(text: str) -> list[str]:
     return [s.strip() for s in _SENTENCE_END.split(text) if s and s.strip()]
 
 
-def tokens(text: str) -> list[str]:
-    """Words for spaced scripts, single characters for CJK (what ``count_tokens`` counts)."""
-    return _TOKEN.findall(text.lower())
-
-
-def count_tokens(text: str) -> int:
-    return len(tokens(text))
-
-
 def match_terms(text: str) -> list[str]:
     """Terms for matching: lowercased words, plus CJK character bigrams (a CJK 'word' proxy)."""
-    out = _TOKEN.findall(text.lower())
+    out = tokens(text)
     for run in _CJK_RUN.findall(text):
         out.extend(run[i:i + 2] for i in range(len(run) - 1))
     return out
