@@ -46,7 +46,7 @@ from wikihow_tiir.publish.manifest import file_entries
 from wikihow_tiir.publish.parquet import read_rows, write_parquet, write_sharded, write_sharded_iter
 
 # bump when a stage's output for the same inputs changes
-STAGE_VERSIONS = {"corpus": "1", "queries": "1"}
+STAGE_VERSIONS = {"corpus": "2", "queries": "2"}  # 2: writer context beside the corpus
 DATASET_FILES = ("README.md", "manifest.json", "corpus", "queries", "qrels")
 
 
@@ -203,7 +203,35 @@ def run_corpus_shard(cfg: BuildConfig, output: Path, spec: ShardSpec) -> dict[st
     write_parquet(wd / f"{spec.name}.parquet", [document_to_row(d) for d in shard.documents], "corpus")
     write_jsonl(wd / f"{spec.name}.rejects.jsonl", [r.to_dict() for r in shard.rejects])
     write_jsonl(wd / f"{spec.name}.articles.jsonl", [_article_summary(a) for a in shard.articles])
+    _write_contexts(wd / f"{spec.name}.context.parquet", shard.contexts)
     return _finish(output, spec, fp, shard.stats)
+
+
+def _write_contexts(path: Path, contexts: dict[str, dict[str, Any]]) -> None:
+    """The documents' writer context (``segment.section_context``) as Parquet (id, JSON), sorted by id,
+    so a query shard reads its own documents' rows only (:func:`read_contexts`)."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from wikihow_tiir.io import atomic_write_bytes
+
+    ids = sorted(contexts)
+    table = pa.table({"id": pa.array(ids, pa.string()),
+                      "context": pa.array([json.dumps(contexts[i], ensure_ascii=False, sort_keys=True) for i in ids],
+                                          pa.string())})
+    buf = io.BytesIO()
+    pq.write_table(table, buf, row_group_size=1000, compression="zstd", write_statistics=True)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def read_contexts(output: Path, ids: list[str]) -> dict[str, dict[str, Any]]:
+    """The writer context of these documents (documents of a build without one get none)."""
+    from wikihow_tiir.publish.parquet import read_rows_where
+
+    files = sorted(work_dir(Path(output), "corpus").glob("shard-*.context.parquet"))
+    return {r["id"]: json.loads(r["context"]) for r in read_rows_where(files, "id", ids)}
 
 
 def _article_summary(a) -> dict[str, Any]:
@@ -319,8 +347,8 @@ def run_query_shard(cfg: BuildConfig, output: Path, spec: ShardSpec) -> dict[str
         return stats
     docs = read_documents(output, list(spec.keys))
     result = generate_queries(docs, _image_pool(str(output), _corpus_marker(_corpus_files(output))), cfg.generate,
-                              seed=cfg.seed,
-                              work_dir=work_dir(output, "generate"), shard_id=spec.name)
+                              seed=cfg.seed, work_dir=work_dir(output, "generate"), shard_id=spec.name,
+                              contexts=read_contexts(output, list(spec.keys)))
     wd = work_dir(output, "queries")
     write_parquet(wd / f"{spec.name}.parquet", [query_to_row(q) for q in result.queries], "queries")
     write_jsonl(wd / f"{spec.name}.rejects.jsonl", [r.to_dict() for r in result.rejects])
@@ -542,6 +570,13 @@ def run_build(cfg: BuildConfig, output: Path, map_shards: MapFn | None = None,
                           "flagged": {k: sorted(v) for k, v in fin["flagged"].items()},
                           "splits": fin["splits"]}
         log(f"queries: {fin['generated']} generated, {fin['kept']} kept")
+        if cfg.difficulty.enabled:
+            from wikihow_tiir.difficulty import measure_difficulty
+
+            info["difficulty"] = measure_difficulty(fin["split_queries"], load_corpus(output), cfg,
+                                                    cache_dir=work_dir(output, "filter") / "embeddings")
+            for warning in info["difficulty"]["warnings"]:
+                log(f"difficulty: {warning}")
     info["rejects"] = collect_rejects(output, extra_rejects)
     info["changelog"] = [{"version": __version__, "note": "Built with wikihow-tiir " + __version__}]
     manifest = write_manifest(cfg, output, info)

@@ -163,8 +163,8 @@ class FilterConfig(_Section):
     lexical_ngram: int = Field(3, ge=1)  # n of those n-grams (CJK: characters)
     # answer leaks in the query TEXT (image prompts describe pictures and are not checked); tokens are
     # words, or characters for Japanese/Chinese (wikihow_tiir.tokens)
-    leak_min_phrase_words: int = Field(2, ge=1)  # a goal/section title shorter than this is too common to leak
-    leak_min_phrase_cjk_chars: int = Field(4, ge=1)
+    leak_min_phrase_words: int = Field(1, ge=1)  # a goal/section title shorter than this never counts as a leak
+    leak_min_phrase_cjk_chars: int = Field(2, ge=1)
     step_copy_max_words: int = Field(8, ge=1)  # this many consecutive words of one step text copied: step-copy
     step_copy_max_cjk_chars: int = Field(12, ge=1)
     # picture necessity: the text alone ranks the positive first by this cosine margin over the next document
@@ -196,6 +196,16 @@ class SplitConfig(_Section):
     seed: int = 13
 
 
+class DifficultyConfig(_Section):
+    """Difficulty evidence scored by every build (``wikihow_tiir.difficulty``): BM25, MiniLM text only and
+    MiniLM text + image prompts on the test split and on all kept queries."""
+
+    enabled: bool = True
+    # a plain warning in the manifest, card and report when a text-only model's Recall@1 on the test split
+    # is above this (the paper's text models reach ~40 % Recall@5 over 155,262 documents)
+    max_text_only_recall_at_1: float = Field(0.6, ge=0, le=1)
+
+
 class OutputConfig(_Section):
     rows_per_file: int = 1000
     stand_in_disclosure: bool = True
@@ -216,6 +226,7 @@ class BuildConfig(_Section):
     generate: GenerateConfig = Field(default_factory=GenerateConfig)
     filter: FilterConfig = Field(default_factory=FilterConfig)
     split: SplitConfig = Field(default_factory=SplitConfig)
+    difficulty: DifficultyConfig = Field(default_factory=DifficultyConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
     runner: RunnerConfig = Field(default_factory=RunnerConfig)
 

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from wikihow_tiir.config import BuildConfig
 from wikihow_tiir.model import Article, Document, Reject
-from wikihow_tiir.segment import segment_article
+from wikihow_tiir.segment import section_context, segment_article
 
 
 class ImageStore(Protocol):
@@ -34,6 +34,7 @@ class PageInput:
 @dataclass
 class CorpusShard:
     documents: list[Document] = field(default_factory=list)
+    contexts: dict[str, dict[str, Any]] = field(default_factory=dict)  # doc id -> segment.section_context
     articles: list[Article] = field(default_factory=list)
     rejects: list[Reject] = field(default_factory=list)
     stats: dict[str, Any] = field(default_factory=dict)
@@ -110,6 +111,7 @@ def documents_from_articles(articles: Iterable[Article], store: ImageStore, cfg:
         shard.articles.append(article)
         docs, rejects = segment_article(article, cfg.segment)
         shard.rejects.extend(rejects)
+        sections = {s.index: s for s in article.sections}
         for doc in docs:
             shard.rejects.extend(attach_images(doc, store, cfg, cache))
             n = doc.content.n_images
@@ -120,6 +122,7 @@ def documents_from_articles(articles: Iterable[Article], store: ImageStore, cfg:
                 continue
             doc.content.check()
             shard.documents.append(doc)
+            shard.contexts[doc.id] = section_context(article, sections[doc.section_index], cfg.segment)
     return shard
 
 

@@ -211,6 +211,12 @@ class Document:
     def make_id(article_id: str, section_index: int) -> str:
         return f"wh-{article_id}-s{section_index}"
 
+    def step_texts(self) -> list[str]:
+        """The step texts: every text position after the goal and the section title."""
+        texts = [t for t in self.content.texts if t]
+        skip = 1 + (1 if self.section_title and len(texts) > 1 and texts[1] == self.section_title else 0)
+        return texts[skip:]
+
 
 @dataclass(slots=True)
 class Query:

@@ -10,6 +10,7 @@ source URL and licence until then).
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from wikihow_tiir.config import SegmentConfig
 from wikihow_tiir.model import Article, Document, ImageMeta, Interleaved, Reject, Section, Step
@@ -74,6 +75,25 @@ def section_document(article: Article, section: Section, cfg: SegmentConfig) -> 
         content=content,
         categories=list(article.categories),
     )
+
+
+def section_context(article: Article, section: Section, cfg: SegmentConfig | None = None) -> dict[str, Any]:
+    """What a query writer may know about a document beyond the document itself: each step's detail
+    text, the article's tips, warnings and things needed, and its category path (most specific
+    first). Kept beside the corpus (never in it), so a query can describe the situation with material
+    a retriever cannot match word for word."""
+    cfg = cfg or SegmentConfig()
+    cats = [_clean(c) for c in article.categories if _clean(c)]
+    if article.source == "vgsi":  # VGSI lists the category hierarchy from the top down
+        cats.reverse()
+    return {
+        "categories": cats,
+        "steps": [{"text": step_text(st, cfg.include_detail, cfg.detail_max_chars), "detail": (st.detail or "").strip(),
+                   "pictured": step_picture(st) is not None} for st in section.steps],
+        "tips": [t.strip() for t in article.tips if t and t.strip()],
+        "warnings": [w.strip() for w in article.warnings if w and w.strip()],
+        "things_needed": [t.strip() for t in article.things_needed if t and t.strip()],
+    }
 
 
 def segment_article(article: Article, cfg: SegmentConfig | None = None) -> tuple[list[Document], list[Reject]]:

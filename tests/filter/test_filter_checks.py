@@ -343,15 +343,17 @@ def test_cjk_leaks_are_measured_by_characters(corpus):
     assert copy.scores["step_copy_tokens"] >= FilterConfig().step_copy_max_cjk_chars
 
 
-def test_a_one_word_title_is_too_common_to_leak(corpus):
+def test_a_one_word_title_leaks_unless_the_minimum_phrase_is_raised(corpus):
     doc = next(d for d in corpus if d.id == "wh-letter-s1")
     doc.section_title = "Drafting"
     doc.content.texts[1] = "Drafting"
     q = make_query("letter", "q-drafting", texts=["I am drafting an introduction for a marketing job posting.",
                                                   *QUERY_TEXTS["letter"][1:]])
     result = filter_queries([q], corpus, FilterConfig(text_sufficient_action="flag"))
+    assert reasons_of(result) == {"q-drafting": "title-leak"}
+    result = filter_queries([q], corpus, FilterConfig(text_sufficient_action="flag", leak_min_phrase_words=2))
     assert q.scores["title_leak"] == 1.0  # measured ...
-    assert reasons_of(result) == {}  # ... but one word is not a leak
+    assert reasons_of(result) == {}  # ... but a one-word title is not a leak for this corpus
 
 
 def test_pictures_rank_the_positive_better_than_the_text_alone(corpus):

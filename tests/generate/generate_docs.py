@@ -67,3 +67,55 @@ def make_document(article_id: str, lang: str, goal: str, section: str, steps: li
     return Document(id=Document.make_id(article_id, section_index), article_id=article_id,
                     url=f"https://example.org/{article_id}", lang=lang, goal=goal, section_title=section,
                     section_kind="method", section_index=section_index, content=content)
+
+
+# What the writer may know beyond each document (segment.section_context): step details, tips,
+# warnings and the category path, most specific category first. Some detail sentences give the answer
+# away on purpose (they name the goal or copy a step): the writer must skip them.
+DETAILS = {
+    "101": ["Brake dust builds up fast, so start with a strong jet of water.",
+            "Most wheel cleaners work best on cool metal, never in full sun.",
+            "Work the bristles into every corner between the spokes.",
+            "This is how to clean car rims: rinse off the cleaner with clean water.",
+            "Water spots dry quickly and leave marks on shiny metal."],
+    "102": ["Moist soil holds together when you lift it out of the old container.",
+            "Support the base of the stem with one hand while you turn it over.",
+            "Circling roots will keep growing in circles unless you tease them apart.",
+            "Choose a mix made for indoor plants, with good drainage.",
+            "Keep the top of the root ball about an inch below the rim.",
+            "Let the excess drain away before you put it back on a saucer."],
+    "103": ["Sift the dry ingredients if they have lumps.",
+            "A few small lumps are fine and keep the result fluffy.",
+            "A drop of water should sizzle when the surface is ready.",
+            "Flip when bubbles form on the surface and the edges look dry."],
+    "104": ["Open the brake quick release first so the tyre fits past the pads.",
+            "Hook one lever under the bead and clip it to a spoke.",
+            "Listen for a hiss, or hold it under water and watch for bubbles.",
+            "Rough up the area with sandpaper so the glue holds.",
+            "Check that the bead sits evenly before you pump it up fully."],
+    "105": ["ひもを外すと、細かいところまで手入れができます。", "つけすぎると、べたついてしまいます。",
+            "小さな円を描くように、全体になじませます。", "最後に乾いた布で軽くこすります。"],
+    "106": ["Cover anything you cannot move with a drop cloth.", "Press the edges down so paint cannot seep under.",
+            "Primer helps the colour look even on patched spots.", "Wait until the first coat is dry to the touch."],
+}
+TIPS = {
+    "101": ["A dedicated wheel brush reaches behind the spokes much better than a sponge."],
+    "102": ["Spring is the best season for this, when plants start growing again."],
+    "103": ["Keep the finished ones warm in a low oven while you cook the rest."],
+    "104": ["Carry a spare tube on long rides; patching by the road takes longer."],
+    "105": ["クリームは靴の色に合わせて選びましょう。"],
+    "106": ["Open a window so the room stays ventilated while you work."],
+}
+CATEGORIES = {"101": ["Car Cleaning", "Cars & Other Vehicles"], "102": ["Houseplants", "Home and Garden"],
+              "103": ["Breakfast", "Food and Entertaining"], "104": ["Bicycle Repair", "Sports and Fitness"],
+              "105": ["靴の手入れ", "趣味と工芸"], "106": ["Painting", "Home and Garden"]}
+
+
+def make_context(article_id: str, steps: list[str]) -> dict:
+    return {"categories": CATEGORIES[article_id],
+            "steps": [{"text": s, "detail": d, "pictured": True} for s, d in zip(steps, DETAILS[article_id], strict=True)],
+            "tips": TIPS[article_id], "warnings": [], "things_needed": []}
+
+
+def contexts_of(articles=ARTICLES) -> dict:
+    return {Document.make_id(a[0], 1): make_context(a[0], a[4]) for a in articles}

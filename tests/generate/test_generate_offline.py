@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from generate_docs import make_document, picture
+from generate_docs import contexts_of, make_document, picture
 
 from wikihow_tiir.config import GenerateConfig, ImageConfig
 from wikihow_tiir.generate import ImagePool, generate_queries, merge_stats, prompt_manifest
@@ -13,10 +13,13 @@ from wikihow_tiir.generate.text import count_tokens
 from wikihow_tiir.images import normalize_image, phash_distance
 from wikihow_tiir.io import sha256_bytes
 from wikihow_tiir.model import Document, Interleaved, query_to_row
+from wikihow_tiir.tokens import leak_figures
 
 
-def _run(docs, pool, tmp: Path, cfg: GenerateConfig | None = None, seed: int = 13, shard: str = "shard-00000"):
-    return generate_queries(docs, pool, cfg or GenerateConfig(), seed=seed, work_dir=tmp, shard_id=shard)
+def _run(docs, pool, tmp: Path, cfg: GenerateConfig | None = None, seed: int = 13, shard: str = "shard-00000",
+         contexts: dict | None = None):
+    return generate_queries(docs, pool, cfg or GenerateConfig(), seed=seed, work_dir=tmp, shard_id=shard,
+                            contexts=contexts_of() if contexts is None else contexts)
 
 
 def _rows(result) -> bytes:
@@ -41,11 +44,15 @@ def test_offline_queries_have_the_paper_shape(documents, pool, tmp_path):
         assert 20 <= count_tokens(q.content.text) <= 300
         assert all(b for b in q.content.images if b is not None) and all(
             q.content.images[i] for i in q.content.image_positions())
-        # the visualized steps are no longer told in the text
+        # the visualized steps are no longer told in the text, nor the goal or the method
         for prompt in q.image_prompts:
             assert prompt.rstrip(".。").lower() not in q.content.text.lower()
+        fig = leak_figures(q.content.text, doc.goal, doc.section_title, doc.step_texts())
+        assert fig.goal < 1 and fig.title < 1 and fig.step_copy <= 5, (q.id, fig, q.content.text)
+        # the text is built from what the document does not say: a quoted detail sentence or tip
+        assert any(s in q.content.text for s in _borrowable(doc)), q.content.text
         prov = q.provenance
-        assert prov["generator"] == "offline-extractive-v1" and prov["seed"] == 13
+        assert prov["generator"] == "offline-extractive-v2" and prov["seed"] == 13
         assert prov["stages"]["render"] == {"backend": "offline", "model": "offline-pool-minilm-v1"}
         assert prov["stages"]["write"]["prompt"]["sha256"] == prompt_manifest()["offline_extractive"]["sha256"]
         assert prov["copied_share"] <= GenerateConfig().max_copied_share
@@ -54,6 +61,29 @@ def test_offline_queries_have_the_paper_shape(documents, pool, tmp_path):
     assert sum(stats["images_per_query"].values()) == len(documents)
     assert stats["stages"]["render"]["images"] == sum(q.content.n_images for q in result.queries)
     assert 20 <= stats["text_tokens"]["mean"] <= 300
+
+
+def _borrowable(doc) -> list[str]:
+    ctx = contexts_of()[doc.id]
+    return [s.rstrip("。") for s in [st["detail"] for st in ctx["steps"]] + ctx["tips"]]
+
+
+def test_sentences_that_give_the_answer_away_are_never_quoted(documents, pool, tmp_path):
+    rims = documents[0]
+    leaky = "This is how to clean car rims: rinse off the cleaner with clean water."  # goal + a whole step
+    for seed in range(13, 23):
+        (q,) = _run([rims], pool, tmp_path / str(seed), seed=seed).queries
+        assert "clean car rims" not in q.content.text.lower() and leaky not in q.content.text
+        assert "washing the rims" not in q.content.text.lower()
+
+
+def test_without_a_writer_context_queries_still_come_and_say_nothing_of_the_answer(documents, pool, tmp_path):
+    result = _run(documents, pool, tmp_path, contexts={})
+    assert len(result.queries) == len(documents) and not result.rejects
+    for q in result.queries:
+        doc = next(d for d in documents if d.id == q.positive_id)
+        fig = leak_figures(q.content.text, doc.goal, doc.section_title, doc.step_texts())
+        assert fig.goal < 1 and fig.title < 1 and count_tokens(q.content.text) >= 20
 
 
 def test_query_images_come_from_other_articles_and_are_never_near_copies(documents, tmp_path):

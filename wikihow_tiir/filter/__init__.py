@@ -51,10 +51,11 @@ documents of 17 articles, 20 pages; queries from the offline generator; MiniLM c
   ``easiness_percentile`` is off: a relative rule always drops a share, and belongs to LLM-written
   sets where the top tail is known to be copied (NeMo-Curator keeps <= p70).
 * ``lexical_overlap_max = 0.6`` (word 3-grams, CJK characters): a pasted document scores 1.0.
-* leaks: a goal or section title of at least 2 words (4 CJK characters) found whole in the text is a
-  leak (one-word titles such as "Preparation" are too common to count); ``step_copy_max_words = 8``
-  (12 CJK characters): the offline v1 generator pasted whole step summaries (8-14 words); a
-  paraphrase shares runs of 2-4 words ("the rims", "with a soft brush").
+* leaks: a goal or section title found whole in the text is a leak, even a one-word title ("Fillets"
+  against "Whole Fish" names the method); ``leak_min_phrase_words`` raises the bar where a corpus
+  has generic one-word titles. ``step_copy_max_words = 8`` (12 CJK characters): the offline v1
+  generator pasted whole step summaries (8-14 words); a paraphrase shares runs of 2-4 words ("the
+  rims", "with a soft brush"); offline v2 queries: 1 / 2 / 5 / 8 (min / p50 / p95 / max).
 * ``text_sufficient_margin = 0.15``: see ``CALIBRATION["text_only_margin"]``; a margin this wide means a
   text retriever cannot miss the positive, while sibling methods of one article (which share the goal's
   vocabulary) sit within 0.1 of each other.

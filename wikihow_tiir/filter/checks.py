@@ -88,13 +88,6 @@ def document_embedding_text(d: Document) -> str:
     return safe_text(d.content.text)
 
 
-def step_texts_of(d: Document) -> list[str]:
-    """The document's step texts: every text position after the goal and the section title."""
-    texts = [t for t in d.content.texts if t]
-    skip = 1 + (1 if d.section_title and len(texts) > 1 and texts[1] == d.section_title else 0)
-    return texts[skip:]
-
-
 @dataclass
 class Vectors:
     documents: np.ndarray
@@ -334,7 +327,7 @@ def check_leak(ctx: FilterContext) -> None:
         doc = ctx.positive(i)
         if doc is None:
             continue
-        fig = leak_figures(ctx.texts[i], doc.goal, doc.section_title, step_texts_of(doc))
+        fig = leak_figures(ctx.texts[i], doc.goal, doc.section_title, doc.step_texts())
         min_phrase, max_copy = _leak_limits(ctx.cfg, q.lang)
         if fig.goal is not None:
             ctx.score(i, "goal_leak", fig.goal)

@@ -47,6 +47,7 @@ def register(app: typer.Typer) -> None:
         limit: int | None = typer.Option(None, help="Only the first N documents (by id)."),
     ) -> None:
         """Generate interleaved queries for a built corpus: caption, write, visualize, render."""
+        from wikihow_tiir.build import read_contexts
         from wikihow_tiir.config import load_config
         from wikihow_tiir.generate import ImagePool, generate_queries, merge_stats, prompt_manifest
         from wikihow_tiir.io import atomic_write_json, write_jsonl
@@ -77,7 +78,7 @@ def register(app: typer.Typer) -> None:
             shard_docs = [document_from_row(rows[d]) for d in ids[i:i + size]]
             try:
                 result = generate_queries(shard_docs, pool, cfg.generate, seed=cfg.seed, work_dir=work,
-                                          shard_id=shard)
+                                          shard_id=shard, contexts=read_contexts(dataset, ids[i:i + size]))
             except ValueError as exc:  # a backend that cannot start (e.g. a model without an endpoint)
                 typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
                 raise typer.Exit(2) from None

@@ -1,11 +1,12 @@
 """The ``offline`` backend: deterministic, seeded, no model server.
 
 * caption: the step's own text (the text position just before the image);
-* write + visualize: ``offline-extractive-v1``, an inverse-cloze-style generator. It builds a
-  first-person situation from the goal and a seeded subset of the steps (phrases from
-  ``prompts/offline_extractive.v1.yaml``); visualize then picks the BM25-most-salient step
-  sentences, turns them into image prompts and removes them from the text, keeping at most a
-  couple of other steps as context so the query never restates the document;
+* write + visualize: ``offline-extractive-v2``. The text never names the goal or the method: it is
+  built from what the document does not say (phrases from ``prompts/offline_extractive.v2.yaml``
+  around the article's category path, quoted sentences of the steps' detail text, a tip or a
+  warning; the writer context of ``segment.section_context``), and every borrowed sentence passes
+  the filter's leak measures at stricter limits. Visualize shows the BM25-most-salient steps as
+  pictures (image prompts: the step texts), removes their sentences and keeps at most one other;
 * render: ``offline-pool-minilm-v1``, for each image prompt a real image from a *different
   article* in the corpus pool, by MiniLM similarity of its step text, never a perceptual
   near-copy of an image of the positive document.
@@ -24,21 +25,27 @@ from wikihow_tiir.config import GenerateConfig
 from wikihow_tiir.generate.pool import ImagePool, step_texts
 from wikihow_tiir.generate.prompts import load_prompt
 from wikihow_tiir.generate.remote import GenerationError
-from wikihow_tiir.generate.text import bm25_salience, overlap, split_sentences
+from wikihow_tiir.generate.text import bm25_salience, split_sentences
 from wikihow_tiir.images import phash_distance
 from wikihow_tiir.model import Document
+from wikihow_tiir.tokens import NO_SPACE_LANGS, base_lang, count_tokens, leak_figures
 
-GENERATOR = "offline-extractive-v1"
+GENERATOR = "offline-extractive-v2"
 CAPTIONER = "offline-step-text-v1"
 RENDERER = "offline-pool-minilm-v1"
 
-_HOW_TO = re.compile(r"^\s*how\s+to\s+", re.I)
-_NO_SPACE_LANGS = {"ja", "zh"}
-_STEP_MATCH = 0.6  # share of a step's terms a sentence must contain to stand for that step
+_NO_SPACE_LANGS = NO_SPACE_LANGS
+_SENTENCE_TOKENS = (4, 40)  # a borrowed sentence between these lengths (words, CJK characters)
+# the writer is stricter than the filter (step_copy_max_words 8 / _cjk_chars 12): a borrowed sentence may
+# share at most this many consecutive tokens with one step text
+_MAX_COPY_RUN = {"words": 5, "cjk": 8}
+_MIN_PHRASE = {"words": 1, "cjk": 2}  # goal/title phrases at least this long never appear (filter defaults)
+_BULLET = re.compile(r"^\s*[-*•・]\s*")
+_SPACE = re.compile(r"\s+")
 
 
 def _lang(doc: Document) -> str:
-    return (doc.lang or "en").split("-")[0].lower()
+    return base_lang(doc.lang or "en") or "en"
 
 
 def _phrases(lang: str) -> dict[str, Any]:
@@ -50,80 +57,127 @@ def _joiner(lang: str) -> str:
     return "" if lang in _NO_SPACE_LANGS else " "
 
 
-def _lower_first(text: str) -> str:
-    """'Use a hose' -> 'use a hose', but 'TV stand' and 'I' stay as they are."""
-    head = text.split(" ", 1)[0]
-    if len(head) > 1 and head.isupper() or head == "I":
-        return text
-    return text[:1].lower() + text[1:]
+def _kind(lang: str) -> str:
+    return "cjk" if lang in _NO_SPACE_LANGS else "words"
 
 
-def goal_phrase(goal: str, lang: str) -> str:
-    goal = goal.strip().rstrip(".!?。")
+def _category(name: str, lang: str) -> str:
+    """'Steak Dishes' -> 'steak dishes' (acronyms and CJK stay as they are)."""
     if lang in _NO_SPACE_LANGS:
-        return goal
-    return " ".join(w if (len(w) > 1 and w.isupper()) else w.lower() for w in _HOW_TO.sub("", goal).split())
+        return name
+    return " ".join(w if (len(w) > 1 and w.isupper()) else w.lower() for w in name.split())
 
 
-def step_phrase(step: str, lang: str) -> str:
-    step = step.strip().rstrip(".!?。！？")
-    return step if lang in _NO_SPACE_LANGS else _lower_first(step)
+def gives_answer_away(text: str, doc: Document) -> bool:
+    """Whether ``text`` names the document's goal or section title, or copies a long run of one of its
+    step texts (the filter's leak measures, at the writer's stricter limits)."""
+    kind = _kind(_lang(doc))
+    fig = leak_figures(text, doc.goal, doc.section_title, doc.step_texts())
+    phrase_leak = any(share is not None and share >= 1.0 and n >= _MIN_PHRASE[kind]
+                      for share, n in ((fig.goal, fig.goal_tokens), (fig.title, fig.title_tokens)))
+    return phrase_leak or fig.step_copy > _MAX_COPY_RUN[kind]
+
+
+def borrowed_sentence(text: str, doc: Document) -> str | None:
+    """The first sentence of ``text`` (a step's detail, a tip) that a query may quote: not too short or
+    long, and not giving the answer away."""
+    lines = [_BULLET.sub("", line) for line in (text or "").splitlines()]
+    for sentence in split_sentences(" \n".join(lines)):
+        sentence = _SPACE.sub(" ", sentence).strip().strip('"“”「」')
+        if _lang(doc) in _NO_SPACE_LANGS:  # the template closes it: 「…」と書いてありました。
+            sentence = sentence.rstrip("。．！？!?.")
+        n = count_tokens(sentence)
+        if _SENTENCE_TOKENS[0] <= n <= _SENTENCE_TOKENS[1] and not gives_answer_away(sentence, doc):
+            return sentence
+    return None
 
 
 def caption(doc: Document) -> list[str]:
     return [text for _, text in step_texts(doc)]
 
 
-def write(doc: Document, rng: random.Random, cfg: GenerateConfig) -> str:
-    """The situation: intro (goal), section, a seeded subset of steps as sentences, closing."""
+def _step_sentences(doc: Document, context: dict[str, Any] | None) -> list[str | None]:
+    """For each step of the writer context, the sentence of its detail text a query may quote."""
+    return [borrowed_sentence(st.get("detail", ""), doc) for st in (context or {}).get("steps", [])]
+
+
+def write(doc: Document, context: dict[str, Any] | None, rng: random.Random, cfg: GenerateConfig) -> str:
+    """The situation, from what the document does not say: the category path, a quoted sentence of each
+    step's detail text, a tip or warning, a closing question. Never the goal or the method."""
     lang = _lang(doc)
     p = _phrases(lang)
-    steps = [t for _, t in step_texts(doc) if t.strip()]
-    chosen = sorted(rng.sample(range(len(steps)), min(len(steps), cfg.max_query_images + 2)))
-    sentences = [rng.choice(p["intro"]).format(goal=goal_phrase(doc.goal, lang))]
-    if doc.section_title.strip():
-        sentences.append(p["section"].format(section=doc.section_title.strip().rstrip(".。")))
-    phrases = rng.sample(p["context"], len(p["context"]))  # neighbouring steps never share a phrase
-    sentences += [phrases[n % len(phrases)].format(step=step_phrase(steps[i], lang)) for n, i in enumerate(chosen)]
+    ctx = context or {}
+    cats = ctx.get("categories") or list(doc.categories)
+    sentences: list[str] = []
+    if cats:
+        intro = rng.choice(p["intro_category"]).format(category=_category(cats[0], lang),
+                                                       area=_category(cats[-1], lang))
+        if gives_answer_away(intro, doc):
+            intro = rng.choice(p["intro_plain"])
+    else:
+        intro = rng.choice(p["intro_plain"])
+    sentences.append(intro)
+    templates = rng.sample(p["detail"], len(p["detail"]))  # neighbouring sentences never share a phrase
+    for n, sentence in enumerate(s for s in _step_sentences(doc, ctx) if s):
+        sentences.append(templates[n % len(templates)].format(sentence=sentence))
+    extras = [("tip", t) for t in ctx.get("tips", [])] + [("warning", w) for w in ctx.get("warnings", [])]
+    for kind, text in rng.sample(extras, len(extras)):
+        sentence = borrowed_sentence(text, doc)
+        if sentence:
+            sentences.append(rng.choice(p[kind]).format(sentence=sentence))
+            break
     sentences.append(rng.choice(p["closing"]))
     return _joiner(lang).join(sentences)
 
 
-def visualize(doc: Document, text: str, captions: Sequence[str], rng: random.Random,
-              cfg: GenerateConfig) -> dict[str, Any]:
-    """Pick the salient step sentences to show, and drop them (and most other steps) from the text."""
+def visualize(doc: Document, text: str, captions: Sequence[str], rng: random.Random, cfg: GenerateConfig,
+              context: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Show the salient steps as pictures and take them out of the text.
+
+    The ``k`` steps whose text says most about the document (BM25 over the document's own words) become
+    pictures, their image prompts the step texts; the narrative keeps at most one quoted sentence of the
+    other steps, and drops the sentences of the pictured steps."""
     lang = _lang(doc)
     p = _phrases(lang)
-    steps = [t for _, t in step_texts(doc)]
-    sentences = split_sentences(text)
-    step_of: dict[int, int] = {}
-    for s, sentence in enumerate(sentences):
-        scores = [overlap(step, sentence) if step.strip() else 0.0 for step in steps]
-        best = max(range(len(steps)), key=lambda j: (scores[j], -j)) if steps else -1
-        if best >= 0 and scores[best] >= _STEP_MATCH and best not in step_of.values():
-            step_of[s] = best
-    hi = min(cfg.max_query_images, len(step_of))
+    n_img = len(captions)
+    hi = min(cfg.max_query_images, n_img)
     if hi < cfg.min_query_images:
-        raise GenerationError("too-few-steps", f"{len(step_of)} step sentences to show as images, "
-                              f"need {cfg.min_query_images}")
+        raise GenerationError("too-few-steps", f"{n_img} pictured steps, a query shows {cfg.min_query_images}")
     k = rng.randint(cfg.min_query_images, hi)
-    salience = bm25_salience(sentences, " ".join([doc.goal, doc.section_title, *captions]))
-    picked = set(sorted(step_of, key=lambda s: (-salience[s], s))[:k])
-    others = sorted(s for s in step_of if s not in picked)
-    keep = set(rng.sample(others, min(2, (len(steps) - k) // 2, len(others))))
+    salience = bm25_salience(list(captions), " ".join([doc.goal, doc.section_title, *captions]))
+    picked = sorted(sorted(range(n_img), key=lambda j: (-salience[j], j))[:k])
+    # which narrative sentence quotes which pictured step (context steps and pictures matched by text)
+    ctx_steps = (context or {}).get("steps", [])
+    quoted = _step_sentences(doc, context)
+    step_of_picture: dict[int, int] = {}
+    free = list(range(len(ctx_steps)))
+    for j, cap in enumerate(captions):
+        match = next((c for c in free if ctx_steps[c].get("text") == cap), None)
+        if match is not None:
+            step_of_picture[j] = match
+            free.remove(match)
+    shown = {step_of_picture[j] for j in picked if j in step_of_picture}
+    sentences = split_sentences(text)
+    owner = {}
+    for s, sentence in enumerate(sentences):
+        c = next((c for c, q in enumerate(quoted) if q and q in sentence), None)
+        if c is not None:
+            owner[s] = c
+    others = [s for s, c in owner.items() if c not in shown]
+    keep = set(rng.sample(others, min(1, len(others))))
+    body = [s for s in range(len(sentences)) if s not in owner or s in keep]
+    intro, rest = (body[:1], body[1:]) if body else ([], [])
+    context_sentences = [s for s in rest if s in keep]
+    tail = [s for s in rest if s not in keep]
     connectors = rng.sample(p["connector"], k) if len(p["connector"]) >= k else \
         [p["connector"][i % len(p["connector"])] for i in range(k)]
     joiner = _joiner(lang)
-    segments: list[dict[str, str]] = []
-    buffer: list[str] = []
-    for s, sentence in enumerate(sentences):
-        if s in picked:
-            buffer.append(connectors[len(segments)])
-            segments.append({"text": joiner.join(buffer), "image_prompt": captions[step_of[s]]})
-            buffer = []
-        elif s not in step_of or s in keep:
-            buffer.append(sentence)
-    return {"segments": segments, "closing": joiner.join(buffer)}
+    segments = []
+    for n, j in enumerate(picked):
+        lead = [sentences[s] for s in intro] if n == 0 else []
+        lead += [sentences[s] for s in context_sentences] if n == 1 or (n == 0 and k == 1) else []
+        segments.append({"text": joiner.join([*lead, connectors[n]]), "image_prompt": captions[j]})
+    return {"segments": segments, "closing": joiner.join(sentences[s] for s in tail)}
 
 
 def render(prompts: Sequence[Sequence[str]], docs: Sequence[Document], pool: ImagePool,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 import re
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,8 +91,10 @@ class _Unit:
 
 
 class _Runtime:
-    def __init__(self, cfg: GenerateConfig, seed: int, work_dir: Path):
+    def __init__(self, cfg: GenerateConfig, seed: int, work_dir: Path,
+                 contexts: Mapping[str, dict[str, Any]] | None = None):
         self.cfg = cfg
+        self.contexts = dict(contexts or {})  # doc id -> writer context (segment.section_context)
         self.seed = seed
         self.work_dir = work_dir
         self.counters = RunCounters()
@@ -232,7 +234,8 @@ def write_stage(units: Sequence[_Unit], captions: dict[str, list[str]], rt: _Run
     """Unit id -> the narrative query text (before visualization)."""
     cfg = rt.cfg
     if cfg.write.kind == "offline":
-        return [_ok(u.id, offline.write(u.doc, rt.rng("write", u.id), cfg)) for u in units]
+        return [_ok(u.id, offline.write(u.doc, rt.contexts.get(u.doc.id), rt.rng("write", u.id), cfg))
+                for u in units]
     prompt, repair = load_prompt("write"), load_prompt("repair")
     backend = rt.backend("write")
 
@@ -310,7 +313,8 @@ def visualize_stage(units: Sequence[_Unit], captions: dict[str, list[str]], writ
     if cfg.visualize.kind == "offline":
         def local(u: _Unit) -> dict[str, Any]:
             def work() -> dict[str, Any]:
-                value = offline.visualize(u.doc, written[u.id], captions[u.doc.id], rt.rng("visualize", u.id), cfg)
+                value = offline.visualize(u.doc, written[u.id], captions[u.doc.id], rt.rng("visualize", u.id), cfg,
+                                          rt.contexts.get(u.doc.id))
                 check_visual(u.doc, value, cfg)
                 return value
             return _guard(u.id, Usage(), work)
@@ -490,9 +494,10 @@ def _semantic(bc: BackendConfig) -> dict[str, Any]:
     return {k: v for k, v in bc.model_dump(mode="json").items() if k not in _RUNTIME_KEYS}
 
 
-def _docs_fingerprint(docs: Sequence[Document]) -> str:
+def _docs_fingerprint(docs: Sequence[Document], contexts: Mapping[str, dict[str, Any]]) -> str:
     return stable_hash([(d.id, d.lang, d.goal, d.section_title, list(d.content.texts),
-                         [m.sha256 if m else None for m in d.content.image_meta]) for d in docs])
+                         [m.sha256 if m else None for m in d.content.image_meta], contexts.get(d.id))
+                        for d in docs])
 
 
 def _persisted(path: Path, fingerprint: str, compute: Callable[[], list[dict[str, Any]]]) -> list[dict[str, Any]]:
@@ -507,15 +512,19 @@ def _persisted(path: Path, fingerprint: str, compute: Callable[[], list[dict[str
 
 
 def generate_queries(documents: Sequence[Document], pool: ImagePool, cfg: GenerateConfig, *, seed: int,
-                     work_dir: Path, shard_id: str) -> GenerationResult:
-    """Queries for one shard of documents (see the module doc); rejects carry their stage and reason."""
+                     work_dir: Path, shard_id: str,
+                     contexts: Mapping[str, dict[str, Any]] | None = None) -> GenerationResult:
+    """Queries for one shard of documents (see the module doc); rejects carry their stage and reason.
+
+    ``contexts``: doc id -> what the writer may know beyond the document (``segment.section_context``:
+    step details, tips, categories); the offline writer builds its text from it."""
     docs = list(documents)
     work_dir = Path(work_dir)
-    rt = _Runtime(cfg, seed, work_dir)
+    rt = _Runtime(cfg, seed, work_dir, contexts)
     try:
         shared = cfg.model_dump(mode="json", exclude={"caption", "write", "visualize", "render",
                                                       "documents_per_shard", "enabled", "cache"})
-        fp = stable_hash("generate", seed, shared, _docs_fingerprint(docs))
+        fp = stable_hash("generate", seed, shared, _docs_fingerprint(docs, rt.contexts))
         fps: dict[str, str] = {}
         for stage in STAGES:
             prompt_shas = [load_prompt(n).sha256 for n in _prompts_of(cfg, stage)]

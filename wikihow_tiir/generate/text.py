@@ -17,7 +17,8 @@ __all__ = ["TOKENIZER_NAME", "bm25_salience", "copied_share", "count_tokens", "m
            "split_sentences", "tokens"]
 
 _CJK_RUN = re.compile(rf"[{CJK_CHARS}]+")
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[。！？])|\n+")
+# a sentence ends at . ! ? (also before a closing quote or bracket) followed by a space, at 。！？, or a line end
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[.!?][\"”’)\]])\s+|(?<=[。！？])|\n+")
 _SPACE = re.compile(r"\s+")
 
 

@@ -202,6 +202,28 @@ def _eval_section(eval_dir: Path) -> str:
     return "".join(parts)
 
 
+def _difficulty_section(section: dict[str, Any]) -> str:
+    """How hard the build is (``manifest["difficulty"]``): the card's table, and its warnings in red."""
+    from wikihow_tiir.difficulty import difficulty_table
+
+    lines = difficulty_table(section)
+    if not lines:
+        return ""
+    parts, table = [], []
+    for line in lines + [""]:
+        if line.startswith("|"):
+            table.append(line)
+            continue
+        if table:
+            parts.append(_markdown_table("\n".join(table)))
+            table = []
+        if line.startswith("> **Warning:**"):
+            parts.append(f'<p class="warn">{_e(line.removeprefix("> **Warning:**").strip())}</p>')
+        elif line.strip():
+            parts.append(f"<p>{_e(line.replace('**', ''))}</p>")
+    return f"<section><h2>How hard is it</h2>{''.join(parts)}</section>"
+
+
 def _markdown_table(text: str) -> str:
     lines = [ln.strip() for ln in text.splitlines() if ln.strip().startswith("|")]
     if len(lines) < 2:
@@ -279,6 +301,7 @@ def write_report(dataset_dir: str | Path, eval_dir: str | Path | None = None) ->
         f"<section><h2>Statistics</h2>{warn}{_stats_table(manifest.get('statistics', {}))}"
         f"<p>Languages: {_e(', '.join(f'{k}: {v}' for k, v in sorted(langs.items())))}</p></section>",
         f"<section><h2>Funnel</h2>{_funnel(manifest, len(docs))}</section>",
+        _difficulty_section(manifest.get("difficulty") or {}),
         f"<section><h2>Rejections</h2>{_rejects_section(dataset)}</section>",
         '<section><h2>Plots</h2><div class="plots">' + "".join(_plots(docs, queries, thresholds)) + "</div></section>",
     ]
