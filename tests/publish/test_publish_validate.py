@@ -5,24 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from publish_helpers import manifest_of
+from publish_helpers import manifest_of, rewrite
 
-from wikihow_tiir.io import atomic_write_json, atomic_write_text
 from wikihow_tiir.publish.card import render_card
 from wikihow_tiir.publish.manifest import DATASET_PATTERNS, dataset_files, file_entries
-from wikihow_tiir.publish.parquet import read_rows, write_parquet
 from wikihow_tiir.publish.validate import validate_dataset
-
-
-def rewrite(root: Path, rel: str, config: str, edit) -> None:
-    """Change the rows of one shard, then refresh manifest + card so only the intended problem remains."""
-    rows = list(read_rows([root / rel]))
-    edit(rows)
-    write_parquet(root / rel, rows, config)
-    manifest = manifest_of(root)
-    manifest["files"] = file_entries(root)
-    atomic_write_json(root / "manifest.json", manifest)
-    atomic_write_text(root / "README.md", render_card(manifest))
 
 
 def test_valid_dataset_has_no_problems(tiny_dataset: Path) -> None:
