@@ -9,7 +9,7 @@ keeps every document, most of them distractors without a query, as in the paper.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from wikihow_tiir.config import SplitConfig
@@ -90,8 +90,23 @@ def describe_splits(splits: dict[str, list[Query]]) -> dict[str, Any]:
         out["splits"][name] = row
         if not qs:
             out["messages"].append(f"the {name} split is empty: no {name} queries/qrels files are written")
-    both = articles["train"] & articles["test"]
+    both = sorted(articles_in_several_splits(articles))
     if both:  # split_queries never does this; a hand-made split might
-        out["messages"].append(f"{len(both)} articles are on both sides, e.g. {sorted(both)[:3]}")
+        out["messages"].append(f"{len(both)} articles are on both sides, e.g. {both[:3]}")
     out["articles_on_both_sides"] = len(both)
     return out
+
+
+def articles_in_several_splits(articles: Mapping[str, Iterable[str]]) -> dict[str, list[str]]:
+    """The article leak check: ``{article_id: [split, ...]}`` for each article that has queries in more
+    than one split (``articles`` maps a split name to the article ids of its queries), sorted by article.
+
+    :func:`split_queries` never puts an article on two sides; a hand-made or edited dataset might, and
+    then a model could be trained on the very article it is tested on. Run by ``describe_splits`` and
+    by dataset validation (``wikihow-tiir validate``, every build's quick check, ``publish``).
+    """
+    sides: dict[str, list[str]] = {}
+    for split in sorted(articles):
+        for a in set(articles[split]):
+            sides.setdefault(a, []).append(split)
+    return {a: s for a, s in sorted(sides.items()) if len(s) > 1}

@@ -6,7 +6,14 @@ from filter_helpers import make_queries, make_query
 
 from wikihow_tiir.config import SplitConfig
 from wikihow_tiir.model import Document, Interleaved, Query
-from wikihow_tiir.split import article_draw, describe_splits, query_split_stats, split_qrels, split_queries
+from wikihow_tiir.split import (
+    article_draw,
+    articles_in_several_splits,
+    describe_splits,
+    query_split_stats,
+    split_qrels,
+    split_queries,
+)
 
 
 def many_queries(n_articles: int, per_article: int = 2) -> list[Query]:
@@ -101,3 +108,13 @@ def test_describe_splits_reports_an_article_on_both_sides():
     desc = describe_splits(hand_made)
     assert desc["articles_on_both_sides"] == 1
     assert any("on both sides" in m and "rims" in m for m in desc["messages"])
+
+
+def test_articles_in_several_splits_is_the_leak_check():
+    assert articles_in_several_splits({"train": ["a", "b", "b"], "test": ["c"], "validation": []}) == {}
+    assert articles_in_several_splits({"train": ["b", "a"], "test": ["a", "c"], "validation": ["b", "a"]}) == \
+        {"a": ["test", "train", "validation"], "b": ["train", "validation"]}
+    # what split_queries hands out never leaks, whatever the seed
+    for seed in range(5):
+        splits = split_queries(many_queries(40), SplitConfig(test_share=0.3, seed=seed))
+        assert articles_in_several_splits({s: [q.article_id for q in qs] for s, qs in splits.items()}) == {}

@@ -89,3 +89,20 @@ def make_dataset(root: Path, n_docs: int = 4, variant: str = "a", stand_ins: boo
 
 def manifest_of(root: Path) -> dict:
     return json.loads((root / "manifest.json").read_text())
+
+
+def rewrite(root: Path, rel: str, config: str, edit) -> None:
+    """Change the rows of one shard in place, then refresh manifest + card so that only the intended
+    change remains (hashes, sizes and row counts agree again)."""
+    from wikihow_tiir.io import atomic_write_json, atomic_write_text
+    from wikihow_tiir.publish.card import render_card
+    from wikihow_tiir.publish.manifest import file_entries
+    from wikihow_tiir.publish.parquet import read_rows, write_parquet
+
+    rows = list(read_rows([root / rel]))
+    edit(rows)
+    write_parquet(root / rel, rows, config)
+    manifest = manifest_of(root)
+    manifest["files"] = file_entries(root)
+    atomic_write_json(root / "manifest.json", manifest)
+    atomic_write_text(root / "README.md", render_card(manifest))

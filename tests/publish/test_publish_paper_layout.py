@@ -9,12 +9,17 @@ from pathlib import Path
 import pytest
 import typer
 from PIL import Image
-from publish_helpers import make_dataset
+from publish_helpers import make_dataset, manifest_of, png, rewrite
 from typer.testing import CliRunner
 
 from wikihow_tiir.model import document_from_row, query_from_row
 from wikihow_tiir.publish.cli import register
-from wikihow_tiir.publish.paper_layout import as_png, read_paper_layout, write_paper_layout
+from wikihow_tiir.publish.paper_layout import (
+    as_png,
+    import_paper_layout,
+    read_paper_layout,
+    write_paper_layout,
+)
 from wikihow_tiir.publish.parquet import read_rows, split_files
 from wikihow_tiir.publish.validate import validate_dataset
 
@@ -139,22 +144,9 @@ def test_import_reports_missing_images_and_bad_files(shared_dataset: Path, tmp_p
 
 
 def test_second_query_of_a_document_is_skipped_with_reason(tmp_path: Path) -> None:
-    from publish_helpers import manifest_of
-
-    from wikihow_tiir.io import atomic_write_json, atomic_write_text
-    from wikihow_tiir.publish.card import render_card
-    from wikihow_tiir.publish.manifest import file_entries
-    from wikihow_tiir.publish.parquet import write_parquet
-
     root = make_dataset(tmp_path / "build")
-    rel = root / "queries" / "test-00000-of-00001.parquet"
-    rows = list(read_rows([rel]))
-    rows[1]["positive_id"] = rows[0]["positive_id"]
-    write_parquet(rel, rows, "queries")
-    manifest = manifest_of(root)
-    manifest["files"] = file_entries(root)
-    atomic_write_json(root / "manifest.json", manifest)
-    atomic_write_text(root / "README.md", render_card(manifest))
+    rewrite(root, "queries/test-00000-of-00001.parquet", "queries",
+            lambda rows: rows[1].update(positive_id=rows[0]["positive_id"]))
     summary = write_paper_layout(root, tmp_path / "paper")
     assert summary["queries"] == 1
     assert summary["skipped_queries"] == [{"query_id": "q-2", "reason": "document-already-has-a-query"}]
@@ -185,3 +177,134 @@ def test_as_png_converts_jpeg_and_keeps_png() -> None:
     with Image.open(io.BytesIO(out)) as im:
         assert im.format == "PNG" and im.size == (10, 6)
     assert as_png(out) is out
+
+
+# --------------------------------------------------------------------------- image paths stay inside the folder
+
+
+def set_data(path: Path, line: int, index: int, value: str) -> None:
+    """Replace element ``index`` of the ``data`` list on line ``line`` (0-based) of a jsonl file."""
+    recs = lines(path)
+    recs[line]["data"][index] = value
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in recs))
+
+
+def cli_import(source: Path, output: Path):
+    app = typer.Typer()
+    register(app)
+    return CliRunner().invoke(app, ["import", str(source), "--output", str(output)])
+
+
+@pytest.mark.parametrize("how", ["absolute", "dotdot", "file-symlink", "folder-symlink"])
+def test_import_refuses_images_outside_the_folder(shared_dataset: Path, tmp_path: Path, how: str) -> None:
+    out = tmp_path / "paper"
+    write_paper_layout(shared_dataset, out)
+    secret = tmp_path / "elsewhere" / "secret.png"  # a local file that is not part of the layout
+    secret.parent.mkdir()
+    secret.write_bytes(png(99))
+    if how == "absolute":
+        set_data(out / "docs.jsonl", 1, 3, str(secret))
+        shown = f"docs.jsonl:2: {secret}"
+    elif how == "dotdot":
+        set_data(out / "docs.jsonl", 1, 3, "../elsewhere/secret.png")
+        shown = "docs.jsonl:2: ../elsewhere/secret.png"
+    elif how == "file-symlink":
+        first = lines(out / "docs.jsonl")[1]["data"][3]
+        (out / first).unlink()
+        (out / first).symlink_to(secret)
+        shown = f"docs.jsonl:2: {first}"
+    else:  # query_images/ is a link to a folder outside, holding the query images (and anything else)
+        for p in (out / "query_images").iterdir():
+            p.rename(secret.parent / p.name)
+        (out / "query_images").rmdir()
+        (out / "query_images").symlink_to(secret.parent, target_is_directory=True)
+        shown = "queries.jsonl:1: query_images/q-1_0.png"
+    for require_images in (True, False):  # refused even where missing images would be tolerated
+        with pytest.raises(ValueError, match=r"image path\(s\) of .* lead outside the imported folder") as exc:
+            read_paper_layout(out, require_images=require_images)
+        assert shown in str(exc.value)
+    r = cli_import(out, tmp_path / "ours")
+    assert r.exit_code == 2
+    assert r.output.startswith("error: ") and "lead outside the imported folder" in r.output
+    assert len(r.output.strip().splitlines()) == 1 and "Traceback" not in r.output
+    assert not (tmp_path / "ours" / "corpus").exists()  # nothing half-imported to validate
+
+
+def test_import_reads_paths_that_stay_inside(tmp_path: Path) -> None:
+    """``..`` back into the folder, a clone-relative ``data/...`` path and a symlink inside are all fine."""
+    clone = tmp_path / "clone"
+    data = clone / "data"
+    (data / "doc_images").mkdir(parents=True)
+    for i in range(3):
+        (data / "doc_images" / f"{i}.png").write_bytes(png(i))
+    (data / "doc_images" / "link.png").symlink_to(data / "doc_images" / "2.png")
+    (data / "docs.jsonl").write_text(json.dumps({"id": "d", "data": [
+        "How to A", "../data/doc_images/0.png", "data/doc_images/1.png", "doc_images/link.png"]}) + "\n")
+    (data / "queries.jsonl").write_text(json.dumps({"qid": "d", "data": ["help"]}) + "\n")
+    (data / "qrels.jsonl").write_text('{"qid": "d", "did": "d"}\n')
+    docs, _, _ = read_paper_layout(clone)
+    assert docs[0].content.images[1:] == [png(0), png(1), png(2)]
+
+
+# --------------------------------------------------------------------------- what survives a round trip
+
+
+def test_round_trip_keeps_stand_ins_and_query_languages(tmp_path: Path) -> None:
+    root = make_dataset(tmp_path / "build", stand_ins=False)
+    corpus = "corpus/corpus-00000-of-00002.parquet"
+
+    def japanese_doc(rows):
+        doc = rows[1]  # wh-1-s1, the positive of the test query q-1
+        doc.update(lang="ja", goal="手を洗う方法", section_title="方法1")
+        doc["texts"] = ["手を洗う方法", "方法1", "手を濡らす。", None, "石鹸をつける。", None]
+        doc["image_meta"][3]["stand_in"] = True  # one locally rendered stand-in among real images
+
+    def japanese_query(rows):
+        rows[0]["lang"] = "ja"
+        rows[0]["texts"][0] = "手がうまく洗えません。"
+        rows[0]["image_meta"][3]["stand_in"] = True  # a query image taken from a stand-in
+
+    rewrite(root, corpus, "corpus", japanese_doc)
+    rewrite(root, "queries/test-00000-of-00001.parquet", "queries", japanese_query)
+    manifest = manifest_of(root)
+    assert validate_dataset(root, check_load=False) == []
+
+    write_paper_layout(root, tmp_path / "paper")
+    summary = import_paper_layout(tmp_path / "paper", tmp_path / "ours")
+    assert summary["queries"] == 2
+    ours = tmp_path / "ours"
+    docs = {r["id"]: r for r in read_rows(split_files(ours, "corpus", "corpus"))}
+    assert [m["stand_in"] for m in docs["wh-1-s1"]["image_meta"] if m] == [True, False]
+    assert not any(m["stand_in"] for d in ("wh-0-s1", "wh-2-s1", "wh-3-s1") for m in docs[d]["image_meta"] if m)
+    assert docs["wh-1-s1"]["lang"] == "ja"
+    queries = {r["id"]: r for r in read_rows(split_files(ours, "queries", "test"))}
+    assert {q: r["lang"] for q, r in queries.items()} == {"q-1": "ja", "q-2": "en"}
+    assert [m["stand_in"] for m in queries["q-1"]["image_meta"] if m] == [False, True]
+    assert queries["q-1"]["texts"][0] == "手がうまく洗えません。"
+    imported = manifest_of(ours)
+    assert imported["stand_in_images"] == {"count": 1, "total": manifest["stand_in_images"]["total"]}
+    assert "**Stand-in images.** 1 of 8 images" in (ours / "README.md").read_text()
+    assert validate_dataset(ours) == []
+
+
+def test_import_refuses_a_second_positive_a_repeated_query_and_bad_flags(shared_dataset: Path,
+                                                                          tmp_path: Path) -> None:
+    out = tmp_path / "paper"
+    write_paper_layout(shared_dataset, out)
+    qrels = (out / "qrels.jsonl").read_text()
+    (out / "qrels.jsonl").write_text(qrels + '{"qid": "wh-1-s1", "did": "wh-0-s1"}\n')
+    with pytest.raises(ValueError, match=r"qrels.jsonl:5: query 'wh-1-s1' already has a qrels row \(document "
+                                         r"'wh-1-s1'\); each query has exactly one positive document"):
+        read_paper_layout(out)
+    (out / "qrels.jsonl").write_text(qrels)
+    queries = (out / "queries.jsonl").read_text()
+    first = lines(out / "queries.jsonl")[0]
+    (out / "queries.jsonl").write_text(queries + json.dumps({**first, "qid": "wh-2-s1"}) + "\n")
+    with pytest.raises(ValueError, match=r"queries.jsonl:3: query id 'q-1' appears twice"):
+        read_paper_layout(out)
+    (out / "queries.jsonl").write_text(queries)
+    recs = lines(out / "docs.jsonl")
+    recs[0]["stand_in"] = [True]
+    (out / "docs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    with pytest.raises(ValueError, match=r"docs.jsonl:1: 'stand_in' must be a list of 2 true/false flags"):
+        read_paper_layout(out)

@@ -5,24 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from publish_helpers import manifest_of
+from publish_helpers import manifest_of, rewrite
 
-from wikihow_tiir.io import atomic_write_json, atomic_write_text
 from wikihow_tiir.publish.card import render_card
 from wikihow_tiir.publish.manifest import DATASET_PATTERNS, dataset_files, file_entries
-from wikihow_tiir.publish.parquet import read_rows, write_parquet
 from wikihow_tiir.publish.validate import validate_dataset
-
-
-def rewrite(root: Path, rel: str, config: str, edit) -> None:
-    """Change the rows of one shard, then refresh manifest + card so only the intended problem remains."""
-    rows = list(read_rows([root / rel]))
-    edit(rows)
-    write_parquet(root / rel, rows, config)
-    manifest = manifest_of(root)
-    manifest["files"] = file_entries(root)
-    atomic_write_json(root / "manifest.json", manifest)
-    atomic_write_text(root / "README.md", render_card(manifest))
 
 
 def test_valid_dataset_has_no_problems(tiny_dataset: Path) -> None:
@@ -117,3 +104,107 @@ def test_missing_pieces(tmp_path: Path, tiny_dataset: Path) -> None:
         p.unlink()
     problems = validate_dataset(tiny_dataset)
     assert "qrels/: no Parquet files" in problems and "manifest.json is missing" in problems
+
+
+# --------------------------------------------------------------------------- row consistency and text checks
+
+QRELS_TEST = "qrels/test-00000-of-00001.parquet"
+QUERIES_TEST = "queries/test-00000-of-00001.parquet"
+CORPUS_0 = "corpus/corpus-00000-of-00002.parquet"  # wh-0-s1, wh-1-s1, wh-2-s1
+
+
+def test_qrel_pointing_at_another_document_than_the_positive(tiny_dataset: Path) -> None:
+    rewrite(tiny_dataset, QRELS_TEST, "qrels", lambda rows: rows[0].update({"corpus-id": "wh-3-s1"}))
+    assert validate_dataset(tiny_dataset, check_load=False) == [
+        "qrels/test: query-id 'q-1' points at corpus-id 'wh-3-s1', but the query's positive_id is 'wh-1-s1'"]
+
+
+def test_duplicate_qrel_rows(tiny_dataset: Path) -> None:
+    rewrite(tiny_dataset, QRELS_TEST, "qrels", lambda rows: rows.append(dict(rows[0])))
+    assert validate_dataset(tiny_dataset, check_load=False) == [
+        "qrels/test: the row (query-id 'q-1', corpus-id 'wh-1-s1') appears 2 times"]
+
+
+def test_query_without_a_qrel(tiny_dataset: Path) -> None:
+    rewrite(tiny_dataset, QRELS_TEST, "qrels", lambda rows: rows.pop(0))
+    assert validate_dataset(tiny_dataset, check_load=False) == ["queries/test: query 'q-1' has no row in qrels/test"]
+
+
+def test_same_article_in_train_and_test(tiny_dataset: Path) -> None:
+    # wh-1-s1 becomes a second section of article 0, whose other section has the train query q-0
+    rewrite(tiny_dataset, CORPUS_0, "corpus", lambda rows: rows[1].update(article_id="0"))
+    rewrite(tiny_dataset, QUERIES_TEST, "queries", lambda rows: rows[0].update(article_id="0"))
+    # check_load=False is the quick validation every build runs, so the leak check runs on every build
+    assert validate_dataset(tiny_dataset, check_load=False) == [
+        "queries: article '0' has queries in more than one split (test: 'q-1'; train: 'q-0'); "
+        "an article must be on one side only"]
+
+
+def test_query_of_another_article_than_its_positive(tiny_dataset: Path) -> None:
+    # an article id that disagrees with the positive's would let a leak slip past the check above
+    rewrite(tiny_dataset, QUERIES_TEST, "queries", lambda rows: rows[0].update(article_id="3"))
+    assert validate_dataset(tiny_dataset, check_load=False) == [
+        "queries/test: query 'q-1' has article_id '3', but its positive document 'wh-1-s1' is of article '1'"]
+
+
+def test_query_without_text(tiny_dataset: Path) -> None:
+    def blank(rows):
+        rows[0]["texts"] = ["" if t is not None else None for t in rows[0]["texts"]]
+        rows[1]["texts"] = [" \n" if t is not None else None for t in rows[1]["texts"]]
+
+    rewrite(tiny_dataset, QUERIES_TEST, "queries", blank)
+    assert validate_dataset(tiny_dataset, check_load=False) == [
+        "queries/test: query 'q-1' has no text (a query needs words, not only images)",
+        "queries/test: query 'q-2' has no text (a query needs words, not only images)"]
+
+
+def test_control_characters_and_mojibake(tiny_dataset: Path) -> None:
+    def corpus(rows):
+        rows[0]["texts"][2] = "Step 1: do\x07 part 0."  # BEL (C0)
+        rows[1]["goal"] = "How to Make CafÃ© au Lait"  # é read as Latin-1
+        rows[2]["section_title"] = "Method\x85 2"  # NEL (C1)
+        rows[2]["categories"] = ["Test", "Caf\ufffd"]
+
+    def queries(rows):
+        rows[0]["texts"][2] = "It donâ€™t work."  # ’ read as cp1252
+        rows[1]["texts"][0] = "line\r\nbreak"  # CR: tab and newline are the only controls allowed
+
+    rewrite(tiny_dataset, CORPUS_0, "corpus", corpus)
+    rewrite(tiny_dataset, QUERIES_TEST, "queries", queries)
+    assert validate_dataset(tiny_dataset, check_load=False) == [
+        "corpus/corpus: row 'wh-0-s1' texts[2] holds the control character U+0007",
+        "corpus/corpus: row 'wh-1-s1' goal looks like mojibake (UTF-8 decoded as another encoding) near "
+        "'w to Make CafÃ© au Lait'",
+        "corpus/corpus: row 'wh-2-s1' section_title holds the control character U+0085",
+        "corpus/corpus: row 'wh-2-s1' categories[1] holds the replacement character U+FFFD "
+        "(bytes lost when it was decoded)",
+        "queries/test: row 'q-1' texts[2] looks like mojibake (UTF-8 decoded as another encoding) near "
+        "'It donâ€™t work.'",
+        "queries/test: row 'q-2' texts[0] holds the control character U+000D"]
+
+
+def test_real_unicode_is_not_taken_for_mojibake(tiny_dataset: Path) -> None:
+    def corpus(rows):
+        rows[0]["texts"][2] = "Step 1:\tcut a 5–10 cm piece — the “café” way.\nThen rinse."
+        rows[1]["goal"] = "手を洗う方法"
+        rows[2]["section_title"] = "¿Qué? Ångström, naïve façade, Ø 5 mm, ½ cup, 10 °C"
+
+    rewrite(tiny_dataset, CORPUS_0, "corpus", corpus)
+    assert validate_dataset(tiny_dataset, check_load=False) == []
+
+
+def test_cli_prints_every_problem_and_exits_1(tiny_dataset: Path) -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from wikihow_tiir.publish.cli import register
+
+    rewrite(tiny_dataset, QRELS_TEST, "qrels", lambda rows: rows.append(dict(rows[0])))
+    rewrite(tiny_dataset, QUERIES_TEST, "queries", lambda rows: rows[1]["texts"].__setitem__(0, "bad\x00"))
+    app = typer.Typer()
+    register(app)
+    r = CliRunner().invoke(app, ["validate", str(tiny_dataset), "--no-load"])
+    assert r.exit_code == 1
+    assert f"{tiny_dataset}: 2 problem(s)" in r.output
+    assert "  - queries/test: row 'q-2' texts[0] holds the control character U+0000" in r.output
+    assert "  - qrels/test: the row (query-id 'q-1', corpus-id 'wh-1-s1') appears 2 times" in r.output

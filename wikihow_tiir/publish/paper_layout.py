@@ -18,6 +18,15 @@ Why it looks like this (from reading the paper's `src/*.py`):
   a query come first, in query order, then every other corpus document with ``qid: null``;
 * hence one query per document: a second query of the same split for an already used document is
   skipped, with its reason in ``export.json`` and in the returned summary.
+
+Our metadata travels in extra keys the scripts ignore, so export -> import keeps it: on a document
+``article_id``, ``url``, ``lang``, ``goal``, ``section_title``; on documents and queries ``stand_in``
+(one flag per image of ``data``: a locally rendered stand-in, not the real image). A query takes
+the language of its positive document.
+
+Import reads images only from inside the folder it is given: an absolute path, a ``..`` that leads
+out of it or a symlink to a file outside fails the whole import with one error naming the lines,
+since a layout that points elsewhere is not a dataset to trust piecemeal.
 """
 
 from __future__ import annotations
@@ -71,10 +80,12 @@ def _write_image(path: Path, data: bytes) -> None:
 
 
 def _data_list(row: dict[str, Any], folder: str, stem: str, out_dir: Path, written: set[str],
-               counters: dict[str, int]) -> list[str]:
+               counters: dict[str, int]) -> tuple[list[str], list[bool]]:
+    """The ``data`` list of one row, and the ``stand_in`` flag of each image it names (in order)."""
     data: list[str] = []
+    stand_in: list[bool] = []
     k = 0
-    for text, image in zip(row["texts"], row["images"], strict=True):
+    for text, image, meta in zip(row["texts"], row["images"], row["image_meta"], strict=True):
         if text is not None:
             if text.endswith(".png"):  # would be read as an image path by the paper's scripts
                 text += " "
@@ -90,7 +101,8 @@ def _data_list(row: dict[str, Any], folder: str, stem: str, out_dir: Path, writt
         _write_image(out_dir / name, as_png(blob))
         written.add(name)
         data.append(name)
-    return data
+        stand_in.append(bool((meta or {}).get("stand_in")))
+    return data, stand_in
 
 
 def _write_lines(path: Path, records: Iterable[dict[str, Any]]) -> int:
@@ -118,10 +130,10 @@ def write_paper_layout(dataset_dir: Path, out_dir: Path, split: str = "test") ->
         if row["id"] in doc_data:
             raise ValueError(f"corpus id {row['id']!r} appears twice")
         # extra keys (ignored by the paper's scripts) keep our metadata through export + import
-        doc_data[row["id"]] = {"id": row["id"],
-                               "data": _data_list(row, DOC_IMAGES, _safe(row["id"]), out_dir, written, counters),
+        data, stand_in = _data_list(row, DOC_IMAGES, _safe(row["id"]), out_dir, written, counters)
+        doc_data[row["id"]] = {"id": row["id"], "data": data,
                                "article_id": row["article_id"], "url": row["url"], "lang": row["lang"],
-                               "goal": row["goal"], "section_title": row["section_title"]}
+                               "goal": row["goal"], "section_title": row["section_title"], "stand_in": stand_in}
 
     positives: list[dict[str, Any]] = []
     skipped: list[dict[str, str]] = []
@@ -135,8 +147,8 @@ def write_paper_layout(dataset_dir: Path, out_dir: Path, split: str = "test") ->
             skipped.append({"query_id": row["id"], "reason": "document-already-has-a-query"})
             continue
         used.add(pid)
-        data = _data_list(row, QUERY_IMAGES, _safe(row["id"]), out_dir, written, counters)
-        positives.append({"qid": pid, "query_id": row["id"], "data": data})
+        data, stand_in = _data_list(row, QUERY_IMAGES, _safe(row["id"]), out_dir, written, counters)
+        positives.append({"qid": pid, "query_id": row["id"], "data": data, "stand_in": stand_in})
 
     order = [q["qid"] for q in positives] + [d for d in doc_data if d not in used]
     n_docs = _write_lines(out_dir / "docs.jsonl", (doc_data[d] for d in order))
@@ -186,30 +198,74 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     return out
 
 
-def _resolve_image(root: Path, name: str, folder: str) -> Path | None:
+class _OutsideFolder(Exception):
+    """An image path of the layout that leads out of the imported folder."""
+
+
+def _resolve_image(base: Path, root: Path, name: str, folder: str) -> Path | None:
+    """The file an image path of ``data`` names, looked up as the paper's scripts would (relative to
+    ``root``), then relative to the clone above ``data/``, then by file name under ``folder``.
+
+    Only files inside ``base`` (the folder being imported) are ever read: an absolute path, a ``..``
+    that climbs out of it, or a symlink whose target lies outside raises :class:`_OutsideFolder`, so a
+    crafted ``docs.jsonl`` cannot pull arbitrary local files into a dataset.
+    """
+    inside_lexically = base.absolute()
+    inside = base.resolve()
+    if Path(name).is_absolute() or not _within(root.absolute() / name, inside_lexically):
+        raise _OutsideFolder
     candidates = [root / name, root.parent / name, root / folder / Path(name).name]
-    return next((c for c in candidates if c.is_file()), None)
+    for c in candidates:
+        if not _within(c.absolute(), inside_lexically) or not c.is_file():
+            continue
+        if not c.resolve().is_relative_to(inside):  # a symlink (of the file or a folder) pointing out
+            raise _OutsideFolder
+        return c
+    return None
 
 
-def _interleaved(root: Path, data: list[Any], folder: str, where: str, missing: list[str],
-                 require_images: bool) -> Interleaved:
+def _within(path: Path, folder: Path) -> bool:
+    """Whether ``path`` is ``folder`` or below it once ``.`` and ``..`` are folded (no file system access)."""
+    return Path(os.path.normpath(path)).is_relative_to(folder)
+
+
+def _stand_in_flags(rec: dict[str, Any], data: Any, where: str) -> list[bool]:
+    """The ``stand_in`` flags our export writes, one per image of ``data`` (absent: none are stand-ins)."""
+    n_images = sum(isinstance(x, str) and x.endswith(".png") for x in data) if isinstance(data, list) else 0
+    flags = rec.get("stand_in")
+    if flags is None:
+        return [False] * n_images
+    if not isinstance(flags, list) or not all(isinstance(f, bool) for f in flags) or len(flags) != n_images:
+        raise ValueError(f"{where}: 'stand_in' must be a list of {n_images} true/false flags, one per image")
+    return flags
+
+
+def _interleaved(base: Path, root: Path, rec: dict[str, Any], folder: str, where: str, missing: list[str],
+                 outside: list[str], require_images: bool) -> Interleaved:
     from PIL import Image
 
     content = Interleaved()
+    data = rec["data"]
     if not isinstance(data, list):
         raise ValueError(f"{where}: 'data' is not a list")
+    stand_in = iter(_stand_in_flags(rec, data, where))
     for item in data:
         if not isinstance(item, str):
             raise ValueError(f"{where}: 'data' holds a {type(item).__name__}, expected strings")
         if not item.endswith(".png"):
             content.add_text(item)
             continue
-        path = _resolve_image(root, item, folder)
+        flag = next(stand_in)
+        try:
+            path = _resolve_image(base, root, item, folder)
+        except _OutsideFolder:
+            outside.append(f"{where}: {item}")
+            continue
         if path is None:
             missing.append(f"{where}: {item}")
             if require_images:
                 continue
-            content.add_image(ImageMeta(source_url=item))
+            content.add_image(ImageMeta(source_url=item, stand_in=flag))
             continue
         blob = path.read_bytes()
         try:
@@ -217,7 +273,8 @@ def _interleaved(root: Path, data: list[Any], folder: str, where: str, missing: 
                 width, height = im.size
         except Exception as exc:
             raise ValueError(f"{where}: image {item} does not decode ({exc})") from None
-        content.add_image(ImageMeta(source_url=item, sha256=sha256_bytes(blob), width=width, height=height), blob)
+        content.add_image(ImageMeta(source_url=item, sha256=sha256_bytes(blob), width=width, height=height,
+                                    stand_in=flag), blob)
     return content
 
 
@@ -227,13 +284,18 @@ def read_paper_layout(path: Path, split: str = "test",
 
     ``path`` is the folder holding the three files (or a clone whose ``data/`` holds them). Image
     paths are resolved against that folder (as the paper's scripts do from their working
-    directory), then by file name under ``doc_images/`` / ``query_images/``. A missing image is an
-    error listing the first few, unless ``require_images=False`` (then the position keeps its
-    metadata without bytes). Imported queries get ``split``; their qrels come from the rows of
-    ``qrels.jsonl`` with a non-null ``qid``.
+    directory), then by file name under ``doc_images/`` / ``query_images/``. Every image must lie
+    inside ``path``: an absolute path, a ``..`` leading out of it or a symlink to a file outside is
+    refused (``ValueError`` listing the first few), whatever ``require_images`` says. A missing image
+    is an error listing the first few, unless ``require_images=False`` (then the position keeps its
+    metadata without bytes). The ``stand_in`` flags our export writes are restored. Imported queries
+    get ``split`` and their positive document's language; their qrels come from the rows of
+    ``qrels.jsonl`` with a non-null ``qid`` (one per query: the benchmark has one positive per query).
     """
-    root = _layout_root(Path(path))
+    base = Path(path)
+    root = _layout_root(base)
     missing: list[str] = []
+    outside: list[str] = []
     documents: list[Document] = []
     seen: set[str] = set()
     for n, rec in enumerate(_read_jsonl(root / "docs.jsonl"), 1):
@@ -243,7 +305,7 @@ def read_paper_layout(path: Path, split: str = "test",
         if did in seen:
             raise ValueError(f"{root / 'docs.jsonl'}:{n}: document id {did!r} appears twice")
         seen.add(did)
-        content = _interleaved(root, rec["data"], DOC_IMAGES, f"docs.jsonl:{n}", missing, require_images)
+        content = _interleaved(base, root, rec, DOC_IMAGES, f"docs.jsonl:{n}", missing, outside, require_images)
         texts = [t for t in content.texts if t is not None]
         documents.append(Document(
             id=did, article_id=str(rec.get("article_id", did)), url=str(rec.get("url", "")),
@@ -252,18 +314,24 @@ def read_paper_layout(path: Path, split: str = "test",
             section_kind="method", section_index=0,
             content=content))
 
-    positive: dict[str, list[str]] = {}
+    positive: dict[str, str] = {}
     for n, rec in enumerate(_read_jsonl(root / "qrels.jsonl"), 1):
         if "did" not in rec:
             raise ValueError(f"{root / 'qrels.jsonl'}:{n}: expected key 'did'")
         if rec.get("qid") is not None:
-            if str(rec["did"]) not in seen:
+            qid, did = str(rec["qid"]), str(rec["did"])
+            if did not in seen:
                 raise ValueError(f"{root / 'qrels.jsonl'}:{n}: document {rec['did']!r} is not in docs.jsonl")
-            positive.setdefault(str(rec["qid"]), []).append(str(rec["did"]))
+            if qid in positive:  # retrieval.py pairs query i with document i: one positive per query
+                raise ValueError(f"{root / 'qrels.jsonl'}:{n}: query {qid!r} already has a qrels row (document "
+                                 f"{positive[qid]!r}); each query has exactly one positive document")
+            positive[qid] = did
 
     article_of = {d.id: d.article_id for d in documents}
+    lang_of = {d.id: d.lang for d in documents}
     queries: list[Query] = []
     qrels: list[Qrel] = []
+    query_ids: set[str] = set()
     unjudged = 0
     for n, rec in enumerate(_read_jsonl(root / "queries.jsonl"), 1):
         key = "qid" if "qid" in rec else "id"
@@ -274,11 +342,20 @@ def read_paper_layout(path: Path, split: str = "test",
             unjudged += 1
             continue
         our_id = str(rec.get("query_id") or qid)
-        content = _interleaved(root, rec["data"], QUERY_IMAGES, f"queries.jsonl:{n}", missing, require_images)
-        docs_for = positive[qid]
-        queries.append(Query(id=our_id, positive_id=docs_for[0], article_id=article_of[docs_for[0]], lang="en",
+        if our_id in query_ids:
+            raise ValueError(f"{root / 'queries.jsonl'}:{n}: query id {our_id!r} appears twice")
+        query_ids.add(our_id)
+        content = _interleaved(base, root, rec, QUERY_IMAGES, f"queries.jsonl:{n}", missing, outside,
+                               require_images)
+        did = positive[qid]
+        # the paper's layout has no query language; a query is in the language of its document
+        queries.append(Query(id=our_id, positive_id=did, article_id=article_of[did], lang=lang_of[did],
                              content=content, provenance={"source": "paper-layout"}, split=split))
-        qrels.extend(Qrel(query_id=our_id, corpus_id=d, score=1) for d in docs_for)
+        qrels.append(Qrel(query_id=our_id, corpus_id=did, score=1))
+    if outside:
+        shown = "; ".join(outside[:5])
+        raise ValueError(f"{len(outside)} image path(s) of {root} lead outside the imported folder {base} "
+                         f"(absolute, '..' or a symlink out; only files inside it are read): {shown}")
     if missing and require_images:
         shown = "; ".join(missing[:5])
         raise FileNotFoundError(f"{len(missing)} image(s) of {root} not found (looked in the folder, its "
@@ -318,6 +395,9 @@ def import_paper_layout(path: Path, dataset_dir: Path, split: str = "test", rows
                        "queries": {split: row([q.content for q in queries], 1)}},
         "licenses": {"text": TEXT_LICENSE, "images": {"(not given by the paper's layout)": sum(
             d.content.n_images for d in documents)}},
+        # as a build counts them (document images), so the card warns about stand-ins as the original's did
+        "stand_in_images": {"count": sum(bool(m and m.stand_in) for d in documents for m in d.content.image_meta),
+                            "total": sum(d.content.n_images for d in documents)},
         "files": file_entries(out),
         "changelog": [f"Imported from the paper repository's layout ({Path(path).name})."],
     }

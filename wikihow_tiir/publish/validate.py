@@ -6,8 +6,11 @@ file and what is wrong, so a refused publish tells the maintainer exactly what t
 * the card: YAML header parses, declares the three configs with data files that exist, the licence
   and the ``Image`` features of :mod:`wikihow_tiir.model`;
 * the manifest: parses, lists every data file with the sha256 / size / row count found on disk;
-* the rows: ids unique, every qrel and every query's ``positive_id`` points at existing ids,
-  interleaved positions well-formed, every image decodes;
+* the rows: ids unique, every query's ``positive_id`` points at a corpus document of the query's
+  article, every query has text and at least one qrel, every qrel points at its query's positive and
+  appears once, no article has queries in two splits (the split stage's leak check), interleaved
+  positions well-formed, every image decodes, no text of corpus or queries holds a control
+  character, U+FFFD or mojibake;
 * ``load_dataset(<dir>, config)`` for each config reads back exactly the rows on disk.
 """
 
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -122,12 +126,56 @@ def _read(root: Path, config: str, split: str, columns: list[str] | None = None)
     return pa.concat_tables(tables) if tables else pa.table({})
 
 
+# C0 and C1 control characters (and DEL) except tab and newline: they never belong in wikiHow text and
+# usually mean a broken parse or binary bytes read as text
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def text_fault(text: str) -> str | None:
+    """What is wrong with one text of the corpus or the queries, or None: a control character, the
+    replacement character U+FFFD (bytes lost in a decode), or mojibake (UTF-8 decoded as cp1252 /
+    Latin-1, e.g. ``Ã©`` for ``é``, ``â€™`` for ``’``), which :mod:`ftfy` recognises."""
+    from ftfy.badness import BADNESS_RE, is_bad
+
+    m = _CONTROL.search(text)
+    if m:
+        return f"holds the control character U+{ord(m.group()):04X}"
+    if "\ufffd" in text:
+        return "holds the replacement character U+FFFD (bytes lost when it was decoded)"
+    if is_bad(text):
+        bad = BADNESS_RE.search(text)
+        near = f" near {text[max(0, bad.start() - 12):bad.end() + 12]!r}" if bad else ""
+        return f"looks like mojibake (UTF-8 decoded as another encoding){near}"
+    return None
+
+
+def _text_problems(row: dict[str, Any], where: str, fields: tuple[str, ...]) -> list[str]:
+    found = []
+    for name in fields:
+        value = row.get(name)
+        items = list(enumerate(value or [])) if isinstance(value, list) else [(None, value)]
+        for i, text in items:
+            fault = text_fault(text) if isinstance(text, str) else None
+            if fault:
+                at = f"{name}[{i}]" if i is not None else name
+                found.append(f"{where}: row {row['id']!r} {at} {fault}")
+    return found
+
+
+CORPUS_TEXT_FIELDS = ("goal", "section_title", "categories", "texts")
+QUERY_TEXT_FIELDS = ("texts", "image_prompts")
+
+
 def _check_rows(root: Path, splits: dict[str, set[str]]) -> list[str]:
     from PIL import Image
 
+    from wikihow_tiir.split import articles_in_several_splits
+
     problems: list[str] = []
     corpus_ids: set[str] = set()
-    query_ids: dict[str, set[str]] = {}
+    article_of_doc: dict[str, str] = {}
+    positive_of: dict[str, dict[str, str]] = {}  # split -> query id -> positive_id
+    query_articles: dict[str, dict[str, str]] = {}  # split -> article id -> first query id seen
 
     def check_interleaved(table: pa.Table, where: str) -> None:
         bad_shape, bad_image = [], []
@@ -148,37 +196,80 @@ def _check_rows(root: Path, splits: dict[str, set[str]]) -> list[str]:
         _limited(problems, bad_shape, "malformed positions")
         _limited(problems, bad_image, "undecodable images")
 
+    def check_texts(table: pa.Table, where: str, fields: tuple[str, ...]) -> None:
+        fields = tuple(f for f in fields if f in table.column_names)
+        found: list[str] = []
+        for row in table.select(["id", *fields]).to_pylist():
+            found += _text_problems(row, where, fields)
+        _limited(problems, found, "bad texts")
+
     for split in sorted(splits.get("corpus", ())):
         table = _read(root, "corpus", split)
         ids = table.column("id").to_pylist()
         dup = [i for i, n in Counter(ids).items() if n > 1]
         _limited(problems, [f"corpus/{split}: id {i!r} appears more than once" for i in dup], "duplicate ids")
         corpus_ids.update(ids)
+        article_of_doc.update(zip(ids, table.column("article_id").to_pylist(), strict=True))
         check_interleaved(table, f"corpus/{split}")
+        check_texts(table, f"corpus/{split}", CORPUS_TEXT_FIELDS)
     if not corpus_ids:
         problems.append("corpus: no documents")
     all_qids: Counter[str] = Counter()
     for split in sorted(splits.get("queries", ())):
+        where = f"queries/{split}"
         table = _read(root, "queries", split)
         ids = table.column("id").to_pylist()
         all_qids.update(ids)
-        query_ids[split] = set(ids)
-        dangling = [f"queries/{split}: query {q!r} has positive_id {p!r}, which is not in the corpus"
-                    for q, p in zip(ids, table.column("positive_id").to_pylist(), strict=True) if p not in corpus_ids]
+        positive_of[split] = dict(zip(ids, table.column("positive_id").to_pylist(), strict=True))
+        dangling, wrong_article, empty = [], [], []
+        articles = query_articles.setdefault(split, {})
+        for row in table.select(["id", "positive_id", "article_id", "texts"]).to_pylist():
+            q, p, a = row["id"], row["positive_id"], row["article_id"]
+            articles.setdefault(a, q)
+            if p not in corpus_ids:
+                dangling.append(f"{where}: query {q!r} has positive_id {p!r}, which is not in the corpus")
+            elif article_of_doc[p] != a:
+                wrong_article.append(f"{where}: query {q!r} has article_id {a!r}, but its positive document "
+                                     f"{p!r} is of article {article_of_doc[p]!r}")
+            if not any(t and t.strip() for t in row["texts"] or []):
+                empty.append(f"{where}: query {q!r} has no text (a query needs words, not only images)")
         _limited(problems, dangling, "dangling positive ids")
-        check_interleaved(table, f"queries/{split}")
+        _limited(problems, wrong_article, "queries with another article than their positive")
+        _limited(problems, empty, "queries without text")
+        check_interleaved(table, where)
+        check_texts(table, where, QUERY_TEXT_FIELDS)
     _limited(problems, [f"queries: id {q!r} appears more than once" for q, n in all_qids.items() if n > 1],
              "duplicate query ids")
+    # the article leak check of the split stage: an article's queries all on one side, so a model never
+    # trains on the article it is tested on
+    leaks = articles_in_several_splits({s: set(a) for s, a in query_articles.items()})
+    _limited(problems, [f"queries: article {a!r} has queries in more than one split ("
+                        + "; ".join(f"{s}: {query_articles[s][a]!r}" for s in sides)
+                        + "); an article must be on one side only" for a, sides in leaks.items()],
+             "articles in more than one split")
+    judged: dict[str, set[str]] = {}
     for split in sorted(splits.get("qrels", ())):
+        where = f"qrels/{split}"
         table = _read(root, "qrels", split, ["query-id", "corpus-id"])
-        known = query_ids.get(split, set())
+        known = positive_of.get(split, {})
+        pairs = list(zip(table.column("query-id").to_pylist(), table.column("corpus-id").to_pylist(), strict=True))
+        judged[split] = {q for q, _ in pairs}
         bad = []
-        for q, d in zip(table.column("query-id").to_pylist(), table.column("corpus-id").to_pylist(), strict=True):
+        for q, d in pairs:
             if q not in known:
-                bad.append(f"qrels/{split}: query-id {q!r} is not a {split} query")
+                bad.append(f"{where}: query-id {q!r} is not a {split} query")
             if d not in corpus_ids:
-                bad.append(f"qrels/{split}: corpus-id {d!r} is not in the corpus")
+                bad.append(f"{where}: corpus-id {d!r} is not in the corpus")
+            elif q in known and d != known[q]:
+                bad.append(f"{where}: query-id {q!r} points at corpus-id {d!r}, but the query's positive_id "
+                           f"is {known[q]!r}")
         _limited(problems, bad, "dangling qrels")
+        _limited(problems, [f"{where}: the row (query-id {q!r}, corpus-id {d!r}) appears {n} times"
+                            for (q, d), n in Counter(pairs).items() if n > 1], "duplicate qrels")
+    for split in sorted(positive_of):
+        unjudged = [q for q in positive_of[split] if q not in judged.get(split, set())]
+        _limited(problems, [f"queries/{split}: query {q!r} has no row in qrels/{split}" for q in unjudged],
+                 "queries without qrels")
     return problems
 
 
