@@ -121,6 +121,12 @@ class BackendConfig(_Section):
     json_schema: Literal["none", "openai", "llama-cpp"] = "none"
     image_size: str = "1024x1024"  # render stage (images API)
     extra: dict[str, Any] = Field(default_factory=dict)  # passed through as extra_body
+    # the longest chat answer a stage accepts (max_tokens 512 is ~2,000): longer is rejected as
+    # answer-too-long and never cached or recorded (a runaway model once wrote a 100 MB answer)
+    max_answer_chars: int = Field(100_000, ge=1)
+    max_response_mb: float = Field(32.0, gt=0)  # the most of an HTTP body read (an image is a few MB)
+    # the most one request waits for 429 pauses in all before its item is rejected as rate-limited
+    rate_limit_max_wait_s: float = Field(300.0, ge=0)
 
 
 class GenerateConfig(_Section):

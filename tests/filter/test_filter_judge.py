@@ -111,3 +111,26 @@ def test_judge_needs_an_openai_backend():
     cfg = FilterConfig(llm_judge=BackendConfig(kind="openai"))
     with pytest.raises(ValueError, match="base_url and model"):
         filter_queries(make_queries(), make_corpus(), cfg)
+
+
+def test_a_hostile_judge_server_fails_single_verdicts_and_leaks_no_key(server, tmp_path, monkeypatch):
+    key = "judge-key-0b7e41c9d2a85f36"
+    monkeypatch.setenv("TIIR_JUDGE_KEY", key)
+    queries = make_queries() + [
+        marked("rims", "q-judge-echo", "[[judge:echo-key]]"),  # 401 quoting the Authorization header
+        marked("toilet", "q-judge-html", "[[judge:html]]"),  # a 200 HTML page, every time
+        marked("letter", "q-judge-echo500", "[[judge:echo-key-500]]"),  # 500s quoting it, then given up
+    ]
+    cfg = judge_cfg(server)
+    cfg = cfg.model_copy(update={"llm_judge": cfg.llm_judge.model_copy(update={"api_key_env": "TIIR_JUDGE_KEY"})})
+    result = filter_queries(queries, make_corpus(), cfg, cache_dir=tmp_path)
+    reasons = {r.item_id: r for r in result.rejects}
+    assert {q.id for q in result.kept} == {q.id for q in make_queries()}
+    assert reasons["q-judge-echo"].reason == "judge-failed" and "http-401" in reasons["q-judge-echo"].detail
+    assert "[REDACTED]" in reasons["q-judge-echo"].detail
+    assert reasons["q-judge-html"].reason == "judge-failed" and "bad-response" in reasons["q-judge-html"].detail
+    assert "[REDACTED]" in reasons["q-judge-echo500"].detail
+    assert key not in json.dumps([r.to_dict() for r in result.rejects]) + json.dumps(result.report)
+    for f in tmp_path.rglob("*"):
+        if f.is_file():
+            assert key.encode() not in f.read_bytes(), f

@@ -11,6 +11,7 @@ import random
 
 from PIL import Image, ImageDraw
 
+from wikihow_tiir.config import BackendConfig, GenerateConfig
 from wikihow_tiir.images import normalize_image
 from wikihow_tiir.model import Document, Interleaved
 
@@ -67,6 +68,26 @@ def make_document(article_id: str, lang: str, goal: str, section: str, steps: li
     return Document(id=Document.make_id(article_id, section_index), article_id=article_id,
                     url=f"https://example.org/{article_id}", lang=lang, goal=goal, section_title=section,
                     section_kind="method", section_index=section_index, content=content)
+
+
+# --------------------------------------------------------------------------- against the test server
+
+STEPS = ["Fill a bucket with warm soapy water.", "Soak the sponge in the bucket.",
+         "Scrub the surface in small circles.", "Rinse the soap away with the hose.",
+         "Dry everything with a clean towel."]
+
+
+def remote_config(server, stages=("caption", "write", "visualize", "render"), **over) -> GenerateConfig:
+    """Every named stage on the scripted OpenAI-compatible server (tests/servers/openai_server.py)."""
+    backend = {"kind": "openai", "base_url": server.base_url, "model": "scripted-1", "timeout_s": 0.5,
+               "retries": 2, "backoff_s": 0.05, "concurrency": 4, **over}
+    return GenerateConfig(**{s: BackendConfig(**backend) for s in stages})
+
+
+def doc(article: str, marker: str = "", lang: str = "en") -> Document:
+    """A document whose goal and first step carry a fault marker for the scripted server."""
+    steps = [f"{STEPS[0]} {marker}".strip(), *STEPS[1:]]
+    return make_document(article, lang, f"How to Wash a Car {marker}".strip(), "Washing by Hand", steps)
 
 
 # What the writer may know beyond each document (segment.section_context): step details, tips,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 
 from wikihow_tiir.generate.cache import RequestCache
@@ -31,3 +32,33 @@ def test_many_shards_opening_a_new_cache_at_once_all_succeed(tmp_path):
             t.join()
         assert len(RequestCache(path)) == 12
     assert errors == []
+
+
+def test_a_cache_from_before_checksums_stays_usable(tmp_path):
+    path = tmp_path / "cache.sqlite"
+    with sqlite3.connect(path) as db:  # the schema older builds wrote
+        db.execute("CREATE TABLE responses (key TEXT PRIMARY KEY, stage TEXT NOT NULL, model TEXT NOT NULL, "
+                   "response TEXT NOT NULL)")
+        db.execute("INSERT INTO responses VALUES ('k', 'write', 'm', '{\"content\": \"old\"}')")
+    db.close()
+    cache = RequestCache(path)
+    assert cache.get("k") == {"content": "old"}  # paid for once, still used
+    cache.put("k2", "write", "m", {"content": "new"})
+    assert cache.get("k2") == {"content": "new"} and len(cache) == 2 and not cache.set_aside
+    cache.close()
+
+
+def test_an_unreadable_row_is_a_miss_and_is_replaced(tmp_path):
+    cache = RequestCache(tmp_path / "cache.sqlite")
+    cache.put("k", "write", "m", {"content": "good"})
+    with cache._lock:
+        cache._db.execute("UPDATE responses SET response = '{not json' WHERE key = 'k'")
+        cache._db.commit()
+    assert cache.get("k") is None  # fails its checksum (and would fail to parse)
+    with cache._lock:
+        cache._db.execute("UPDATE responses SET response = '{not json', sha256 = NULL WHERE key = 'k'")
+        cache._db.commit()
+    assert cache.get("k") is None  # no checksum (an old row) but not JSON: a miss, never a crash
+    cache.put("k", "write", "m", {"content": "again"})
+    assert cache.get("k") == {"content": "again"}
+    cache.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import typer
+from generate_docs import doc
 from servers.openai_server import OpenAIServer
 from typer.testing import CliRunner
 
@@ -70,3 +71,34 @@ def test_a_model_without_an_endpoint_is_a_clean_usage_error(tmp_path, documents)
     assert res.exit_code == 2, res.output
     assert "needs base_url and model" in res.output
     assert not list((ds / "work" / "generate-cli").glob("queries-*.parquet"))
+
+
+KEY = "tiir-test-key-7f3a9c2e1b5d4a60"  # not sk-shaped: found because it is the configured key
+
+
+def test_a_key_echoed_by_the_server_reaches_no_file_and_no_output(tmp_path, monkeypatch):
+    monkeypatch.setenv("TIIR_TEST_KEY", KEY)
+    docs = [doc("fine"), doc("e401", "[[write:echo-key]]"), doc("e500", "[[write:echo-key-500]]"),
+            doc("short", "[[write:echo-key-answer]]"), doc("kept", "[[write:echo-key-ok]]")]
+    ds = _dataset(tmp_path, docs)
+    with OpenAIServer() as server:
+        res = CliRunner().invoke(_app(), [
+            "generate", str(ds), "--base-url", server.base_url, "--model", "scripted-1",
+            "--api-key-env", "TIIR_TEST_KEY", "--set", "generate.write.backoff_s=0.01",
+            "--set", "generate.write.retries=1"])
+        assert res.exit_code == 0, res.output
+    out = ds / "work" / "generate-cli"
+    rejects = {r["item_id"].split("-")[2]: r for r in map(json.loads, (out / "rejects.jsonl").read_text().splitlines())}
+    # the server did echo it (the redaction marks where), but only the mark was kept
+    assert rejects["e401"]["reason"] == "http-401" and "[REDACTED]" in rejects["e401"]["detail"]
+    assert rejects["e500"]["reason"] == "server-error" and "[REDACTED]" in rejects["e500"]["detail"]
+    assert rejects["short"]["reason"] == "text-too-short" and "[REDACTED]" in rejects["short"]["extra"]["answer"]
+    queries = [query_from_row(r) for r in read_rows(sorted(out.glob("queries-shard-*.parquet")))]
+    assert {q.article_id for q in queries} == {"fine", "kept"}
+    assert "credentials were Bearer [REDACTED]" in next(q for q in queries if q.article_id == "kept").content.text
+    assert KEY not in json.dumps([q.content.texts for q in queries])  # parquet pages may be compressed
+    files = [f for f in ds.rglob("*") if f.is_file()]
+    assert any(f.name == "cache.sqlite" for f in files) and any(f.parent.name == "write" for f in files)
+    for f in files:
+        assert KEY.encode() not in f.read_bytes(), f
+    assert KEY not in res.output

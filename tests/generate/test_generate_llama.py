@@ -37,6 +37,8 @@ def test_write_and_visualize_through_llama_cpp(documents, pool, tmp_path):
         for r in result.rejects:
             assert r.stage in ("generate.write", "generate.visualize") and r.reason in KNOWN_REASONS, r
             assert r.detail
+            if r.reason != "timeout":  # refused for what the model wrote: the answer is there to read
+                assert "answer" in r.extra and len(r.extra["answer"]) <= 2000, r
         for q in result.queries:
             q.content.check()
             assert 2 <= q.content.n_images <= 4 and q.content.texts[0]
@@ -50,6 +52,16 @@ def test_write_and_visualize_through_llama_cpp(documents, pool, tmp_path):
         stages = result.stats["stages"]
         assert stages["write"]["calls"] >= len(docs) and stages["write"]["completion_tokens"] > 0
         assert stages["visualize"]["items"] == len(docs) - sum(r.stage == "generate.write" for r in result.rejects)
+
+        # at the default minimum length the tiny model's queries are refused (it tends to answer with
+        # the goal alone); whatever it wrote stays with the reject, to be read when fixing the prompt
+        strict = GenerateConfig(write=llm, visualize=llm)
+        out = generate_queries(docs[:1], pool, strict, seed=0, work_dir=tmp_path / "strict", shard_id="llama")
+        assert len(out.queries) + len(out.rejects) == 1
+        for r in out.rejects:
+            assert r.reason in KNOWN_REASONS and r.detail, r
+            if r.reason != "timeout":
+                assert r.extra["answer"].strip() and len(r.extra["answer"]) <= 2000, r
 
         # a repeated build asks the model nothing: every answer comes from the request cache
         for stage in ("write", "visualize", "render"):

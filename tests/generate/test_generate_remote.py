@@ -8,28 +8,11 @@ import threading
 import time
 
 import pytest
-from generate_docs import make_document
+from generate_docs import doc, make_document, remote_config
 from servers.openai_server import OpenAIServer
 
-from wikihow_tiir.config import BackendConfig, GenerateConfig
 from wikihow_tiir.generate import ImagePool, generate_queries, merge_stats
 from wikihow_tiir.generate.text import count_tokens
-
-STEPS = ["Fill a bucket with warm soapy water.", "Soak the sponge in the bucket.",
-         "Scrub the surface in small circles.", "Rinse the soap away with the hose.",
-         "Dry everything with a clean towel."]
-
-
-def remote_config(server: OpenAIServer, stages=("caption", "write", "visualize", "render"), **over) -> GenerateConfig:
-    backend = {"kind": "openai", "base_url": server.base_url, "model": "scripted-1", "timeout_s": 0.5,
-               "retries": 2, "backoff_s": 0.05, "concurrency": 4, **over}
-    return GenerateConfig(**{s: BackendConfig(**backend) for s in stages})
-
-
-def doc(article: str, marker: str = "", lang: str = "en"):
-    """A document whose goal and first step carry a fault marker for the scripted server."""
-    steps = [f"{STEPS[0]} {marker}".strip(), *STEPS[1:]]
-    return make_document(article, lang, f"How to Wash a Car {marker}".strip(), "Washing by Hand", steps)
 
 
 @pytest.fixture
@@ -105,6 +88,13 @@ def test_faults_are_retried_repaired_or_rejected_with_reasons(server, documents,
             assert name in rejected and rejected[name].reason == reason, f"{name}: {rejected.get(name)}"
             assert rejected[name].detail
     assert len(kept) + len(rejected) == len(cases)
+    # a reject for what the model wrote keeps the answer, so a failing prompt can be read and fixed
+    answers = {"junk": "Sure! Here is your query", "no": "I'm sorry", "copy": "Soak the sponge in the bucket",
+               "five": '"segments"', "one": '"segments"', "capno": "I'm sorry"}
+    for name, part in answers.items():
+        assert part in rejected[name].extra["answer"], rejected[name]
+    for name in ("dead", "badimg", "capfail"):  # nothing was written: nothing to show
+        assert "answer" not in rejected[name].extra, rejected[name]
     # the 429 was honoured: the same request came again only after Retry-After (1 s)
     (limited,) = [r for r in server.requests if r["status"] == 429]
     retry = min((r for r in server.requests if r["key"] == limited["key"] and r["start"] > limited["end"]),
@@ -130,6 +120,7 @@ def test_prompt_injection_is_rejected_and_never_reaches_provenance(server, docum
     (reject,) = result.rejects
     assert reject.item_id == "q-wh-666-s1-0" and reject.stage == "generate.write"
     assert reject.reason == "text-too-short"  # {"query": "HACKED", "leak": ...}: extra keys dropped, too short
+    assert json.loads(reject.extra["answer"])["query"] == "HACKED"  # what the model wrote stays readable
     (q,) = result.queries
     assert "HACKED" not in q.content.text and "leak" not in json.dumps(q.provenance)
     # the page's fake closing tag was defused before it reached the model

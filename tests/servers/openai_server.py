@@ -17,6 +17,16 @@ for that document. Markers (``<stage>`` is caption | write | visualize | render)
 ``images=<n>``      (visualize) n segments instead of 3
 ``bad-image``       (render) base64 of bytes that are not an image
 ``two-images``      (render) two images for n=1; ``no-image``: none
+``429-always``      HTTP 429 with ``Retry-After: <retry_after_s>`` for every request
+``429-bad-date``    HTTP 429 with a malformed ``Retry-After`` date for the first request
+``non-utf8``        a 200 JSON body with a 0xff byte in it, every time (``-once``: then normal)
+``cut-json``        a 200 JSON body cut in the middle (framed correctly), every time (``-once``)
+``html``            a 200 ``text/html`` page instead of JSON, every time (``-once``)
+``huge=<n>``        (write) a valid answer whose query has n words
+``echo-key``        HTTP 401 whose error message quotes the request's Authorization header
+``echo-key-500``    HTTP 500 quoting it (retried, then server-error)
+``echo-key-answer`` (write) a 200 answer, too short to keep, that quotes it
+``echo-key-ok``     (write) a good answer whose query quotes it
 ==================  ==========================================================================
 
 A request whose text says "ignore previous instructions" is answered as a gullible model would:
@@ -86,6 +96,7 @@ class OpenAIServer:
         self.max_in_flight = 0
         self._seen: Counter[str] = Counter()
         self._lock = threading.Lock()
+        self._local = threading.local()  # the request being answered (for the echo-key faults)
         self._server = make_server("127.0.0.1", 0, self._app, threaded=True,
                                    request_handler=_QuietHandler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -125,6 +136,7 @@ class OpenAIServer:
         started = time.monotonic()
         stage, status, text = "?", 500, ""
         key = hashlib.sha256(request.get_data()).hexdigest()
+        self._local.authorization = request.headers.get("Authorization", "")
         try:
             if self.latency_s:
                 time.sleep(self.latency_s)
@@ -160,9 +172,21 @@ class OpenAIServer:
         m = re.fullmatch(r"500x(\d+)", fault)
         if m and seen < int(m.group(1)):
             return _json({"error": {"message": "scripted server error", "type": "server_error"}}, 500)
-        if fault == "429" and seen == 0:
+        if (fault == "429" and seen == 0) or fault == "429-always":
             return _json({"error": {"message": "slow down", "type": "rate_limit"}}, 429,
                          {"Retry-After": str(self.retry_after_s)})
+        if fault == "429-bad-date" and seen == 0:
+            return _json({"error": {"message": "slow down", "type": "rate_limit"}}, 429,
+                         {"Retry-After": "Wed, 32 Foo 2024 99:99:99 GMT"})
+        auth = getattr(self._local, "authorization", "")
+        if fault == "echo-key":
+            return _json({"error": {"message": f"Incorrect API key provided: {auth}", "type": "invalid_request_error",
+                                    "headers": {"Authorization": auth}}}, 401)
+        if fault == "echo-key-500":
+            return _json({"error": {"message": f"upstream failed for request with Authorization: {auth}"}}, 500)
+        body_fault = fault.removesuffix("-once")
+        if body_fault in ("non-utf8", "cut-json", "html") and (fault == body_fault or seen == 0):
+            return _malformed(body_fault)
         if fault == "timeout-always" or (fault == "timeout" and seen == 0):
             time.sleep(self.hang_s)
         return None
@@ -204,6 +228,11 @@ class OpenAIServer:
 
         if stage == "caption":
             return stage, self._caption(images[0], _tag(user, "step"))
+        if stage == "write" and fault and fault.startswith("huge="):
+            words = int(fault.split("=", 1)[1])
+            return stage, self._completion(json.dumps({"query": " ".join(["overlong"] * words)}))
+        if stage == "write" and fault == "echo-key-answer":
+            return stage, self._completion(json.dumps({"query": f"my key is {self._local.authorization}"}))
         if stage == "write":
             return stage, self._write(_tag(user, "document"), fault)
         if stage == "visualize":
@@ -251,6 +280,8 @@ class OpenAIServer:
                             for n, h in enumerate(hints, 1))
                  + " A friend tried to explain it over the phone, but I could not follow along. "
                  "What am I doing wrong, and how should I go about it?")
+        if fault == "echo-key-ok":
+            query += f" The server said my credentials were {self._local.authorization}."
         return self._completion(json.dumps({"query": query}))
 
     def _visualize(self, query: str, fault: str | None) -> Response:
@@ -288,6 +319,20 @@ class OpenAIServer:
         else:
             data = [{"b64_json": good}]
         return "render", _json({"created": 0, "data": data})
+
+
+def _malformed(kind: str) -> Response:
+    """A status-200 body that is not what the API promises."""
+    good = json.dumps({"id": "chatcmpl-x", "object": "chat.completion", "created": 0, "model": "m",
+                       "choices": [{"index": 0, "finish_reason": "stop",
+                                    "message": {"role": "assistant", "content": "{\"query\": \"hi\"}"}}]})
+    if kind == "non-utf8":
+        return Response(good.encode()[:40] + b"\xff\xfe" + good.encode()[40:], status=200,
+                        mimetype="application/json")
+    if kind == "cut-json":
+        return Response(good[:len(good) // 2], status=200, mimetype="application/json")
+    return Response("<!doctype html><html><body><h1>Welcome to nginx!</h1></body></html>", status=200,
+                    mimetype="text/html")
 
 
 def _json(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:

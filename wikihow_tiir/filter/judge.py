@@ -2,7 +2,8 @@
 
 Off by default (``filter.llm_judge = None``). It reuses :class:`wikihow_tiir.generate.remote.RemoteBackend`
 (retries, shared 429 pause, JSON validation with one repair turn, SQLite request cache), so a judge
-behaves like any generation stage and a re-run does not pay twice.
+behaves like any generation stage and a re-run does not pay twice. A malformed or hostile answer
+becomes the verdict's ``error`` (redacted: a server echoing the API key cannot put it in a reject).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pydantic import BaseModel
 
 from wikihow_tiir.config import BackendConfig
 from wikihow_tiir.model import Document, Query
+from wikihow_tiir.redact import redact
 
 PROMPT_NAME = "judge_answerability"
 PROMPT_VERSION = 1
@@ -68,6 +70,8 @@ def judge_answerability(queries: list[Query], documents: list[Document], cfg: Ba
     check_judge_config(cfg)
     if not queries:
         return []
+    import openai
+
     from wikihow_tiir.generate.cache import RequestCache
     from wikihow_tiir.generate.prompts import as_data, load_prompt
     from wikihow_tiir.generate.remote import GenerationError, RemoteBackend, RunCounters, Usage
@@ -88,8 +92,10 @@ def judge_answerability(queries: list[Query], documents: list[Document], cfg: Ba
         try:
             ans = backend.chat_json(messages, JudgeAnswer, prompt, repair, Usage())
         except GenerationError as exc:
-            return Verdict(error=f"{exc.reason}: {exc.detail}"[:300])
-        return Verdict(answerable=ans.answerable, reason=ans.reason[:300])
+            return Verdict(error=redact(f"{exc.reason}: {exc.detail}")[:300])
+        except openai.OpenAIError as exc:  # anything else the client raises: this verdict fails, not the filter
+            return Verdict(error=redact(f"bad-response: {type(exc).__name__}: {exc}")[:300])
+        return Verdict(answerable=ans.answerable, reason=redact(ans.reason)[:300])
 
     with ThreadPoolExecutor(max_workers=max(1, cfg.concurrency)) as pool:
         return list(pool.map(one, zip(queries, documents, strict=True)))

@@ -3,13 +3,17 @@
 ``caption -> write -> visualize -> render``, each a plain function over the shard returning one
 record per work item (``{"id", "ok", "value" | "reason"/"detail", "usage"}``). ``generate_queries``
 persists each stage's records per shard (``<work_dir>/<stage>/<shard>.jsonl`` + a ``.done`` marker
-holding the stage's fingerprint), so a re-run resumes after the last finished stage and a changed
-setting or prompt re-runs that stage and the ones after it. Model calls go through the SQLite
+holding the stage's fingerprint, the record count and the file's sha256), so a re-run resumes after
+the last finished stage, a changed setting or prompt re-runs that stage and the ones after it, and
+a damaged record file is recomputed rather than trusted. A failed record keeps the model's refused
+answer (``answer``, redacted and capped) beside its reason. Model calls go through the SQLite
 request cache at ``<work_dir>/cache.sqlite``, so even a re-run stage pays nothing twice.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import random
 import re
 from collections import Counter
@@ -43,15 +47,21 @@ from wikihow_tiir.generate.text import (
     split_sentences,
 )
 from wikihow_tiir.images import ImageError, normalize_image, phash_distance
-from wikihow_tiir.io import atomic_write_bytes, atomic_write_text, read_jsonl, stable_hash, write_jsonl
+from wikihow_tiir.io import atomic_write_bytes, atomic_write_text, dumps, sha256_bytes, stable_hash
 from wikihow_tiir.model import Document, ImageMeta, Interleaved, Query, Reject
+from wikihow_tiir.redact import redact
+
+log = logging.getLogger(__name__)
 
 STAGES = ("caption", "write", "visualize", "render")
 LLM_GENERATOR = "llm-narrative-v1"
 # a placeholder of our templates echoed back ("<text before picture 1>"), as small models do
 _ECHO = re.compile(r"^\s*<[^<>]*>?\s*$")
 # settings that change how a call is made but not what it answers (left out of fingerprints)
-_RUNTIME_KEYS = {"concurrency", "timeout_s", "retries", "backoff_s", "api_key_env"}
+_RUNTIME_KEYS = {"concurrency", "timeout_s", "retries", "backoff_s", "api_key_env", "max_response_mb",
+                 "rate_limit_max_wait_s"}
+# how much of a refused answer a reject keeps (enough to read what went wrong with a prompt)
+REJECT_ANSWER_CHARS = 2000
 
 
 # --------------------------------------------------------------------------- answer schemas
@@ -122,9 +132,14 @@ def _ok(item_id: str, value: Any, usage: Usage | None = None) -> dict[str, Any]:
     return {"id": item_id, "ok": True, "value": value, "usage": (usage or Usage()).to_dict()}
 
 
-def _fail(item_id: str, reason: str, detail: str, usage: Usage | None = None) -> dict[str, Any]:
-    return {"id": item_id, "ok": False, "reason": reason, "detail": detail[:500],
-            "usage": (usage or Usage()).to_dict()}
+def _fail(item_id: str, reason: str, detail: str, usage: Usage | None = None,
+          answer: str | None = None) -> dict[str, Any]:
+    """A failed item's record; ``answer`` is the model's refused answer (redacted, then capped)."""
+    record = {"id": item_id, "ok": False, "reason": reason, "detail": redact(detail)[:500],
+              "usage": (usage or Usage()).to_dict()}
+    if answer is not None:
+        record["answer"] = redact(answer)[:REJECT_ANSWER_CHARS]
+    return record
 
 
 def _guard(item_id: str, usage: Usage, work: Callable[[], Any]) -> dict[str, Any]:
@@ -132,8 +147,9 @@ def _guard(item_id: str, usage: Usage, work: Callable[[], Any]) -> dict[str, Any
     try:
         return _ok(item_id, work(), usage)
     except (GenerationError, Invalid) as exc:
-        return _fail(item_id, exc.reason, getattr(exc, "detail", None) or getattr(exc, "problem", ""), usage)
-    except openai.OpenAIError as exc:  # anything else the client raises (malformed responses ...)
+        return _fail(item_id, exc.reason, getattr(exc, "detail", None) or getattr(exc, "problem", ""), usage,
+                     exc.answer)
+    except openai.OpenAIError as exc:  # anything else the client raises
         return _fail(item_id, "bad-response", f"{type(exc).__name__}: {exc}", usage)
 
 
@@ -197,8 +213,8 @@ def caption_stage(docs: Sequence[Document], rt: _Runtime) -> dict[str, dict[str,
             recs = by_doc.get(doc.id, [])
             usage = _sum_usage(r["usage"] for r in recs)
             bad = next((r for r in recs if not r["ok"]), None)
-            out[doc.id] = (_fail(doc.id, bad["reason"], f"{bad['id']}: {bad['detail']}", usage) if bad
-                           else _ok(doc.id, [r["value"] for r in recs], usage))
+            out[doc.id] = (_fail(doc.id, bad["reason"], f"{bad['id']}: {bad['detail']}", usage, bad.get("answer"))
+                           if bad else _ok(doc.id, [r["value"] for r in recs], usage))
     return {doc.id: out[doc.id] for doc in docs}
 
 
@@ -411,7 +427,7 @@ def render_stage(units: Sequence[_Unit], visual: dict[str, dict[str, Any]], pool
         recs = by_unit.get(u.id, [])
         usage = _sum_usage(r["usage"] for r in recs)
         bad = next((r for r in recs if not r["ok"]), None)
-        out.append(_fail(u.id, bad["reason"], f"{bad['id']}: {bad['detail']}", usage) if bad
+        out.append(_fail(u.id, bad["reason"], f"{bad['id']}: {bad['detail']}", usage, bad.get("answer")) if bad
                    else _ok(u.id, {"images": [r["value"] for r in recs]}, usage))
     return out
 
@@ -500,14 +516,58 @@ def _docs_fingerprint(docs: Sequence[Document], contexts: Mapping[str, dict[str,
                         for d in docs])
 
 
-def _persisted(path: Path, fingerprint: str, compute: Callable[[], list[dict[str, Any]]]) -> list[dict[str, Any]]:
-    """Records of a finished stage shard, or compute + write them (atomically, marker last)."""
+def _is_record(r: Any) -> bool:
+    """The shape ``_ok``/``_fail`` write (a record file that parses but holds anything else is not trusted)."""
+    if not isinstance(r, dict) or not isinstance(r.get("id"), str) or not isinstance(r.get("ok"), bool):
+        return False
+    usage = r.get("usage")
+    if not isinstance(usage, dict) or not all(isinstance(usage.get(k), int) for k in Usage().to_dict()):
+        return False
+    return "value" in r if r["ok"] else isinstance(r.get("reason"), str) and isinstance(r.get("detail"), str)
+
+
+def _read_vouched(path: Path, marker: Path, fingerprint: str) -> list[dict[str, Any]] | None:
+    """The records of ``path`` if its ``.done`` marker vouches for them (same fingerprint, same record
+    count and sha256 of the bytes), else None. A file that fails the check is logged, never trusted."""
+    try:
+        vouched = json.loads(marker.read_text(encoding="utf-8"))
+        data = path.read_bytes()
+    except (OSError, ValueError):
+        return None
+    if not isinstance(vouched, dict) or vouched.get("fingerprint") != fingerprint:
+        return None  # other settings (or an older marker format): recomputed, nothing is wrong
+    problem = None
+    if vouched.get("sha256") != sha256_bytes(data):
+        problem = "its sha256 differs from the one its .done marker recorded (truncated or changed?)"
+    else:
+        try:
+            records = [json.loads(line) for line in data.decode("utf-8").splitlines() if line.strip()]
+        except ValueError:
+            records = None
+        if records is None or len(records) != vouched.get("records") or not all(map(_is_record, records)):
+            problem = "it does not hold the records its .done marker counted"
+    if problem is not None:
+        log.warning("%s: %s; recomputing the stage", path, problem)
+        return None
+    return records
+
+
+def _persisted(path: Path, fingerprint: str, compute: Callable[[], list[dict[str, Any]]],
+               usable: Callable[[list[dict[str, Any]]], bool] | None = None) -> list[dict[str, Any]]:
+    """Records of a finished stage shard, or compute + write them (atomically, marker last).
+
+    The ``.done`` marker holds the fingerprint, the record count and the file's sha256, so a
+    truncated or garbled record file is recomputed (from the request cache: free) instead of
+    crashing the resume or being trusted; ``usable`` checks what the records point to."""
     marker = path.with_suffix(".done")
-    if marker.exists() and path.exists() and marker.read_text(encoding="utf-8").strip() == fingerprint:
-        return list(read_jsonl(path))
+    records = _read_vouched(path, marker, fingerprint)
+    if records is not None and (usable is None or usable(records)):
+        return records
     records = compute()
-    write_jsonl(path, records)
-    atomic_write_text(marker, fingerprint + "\n")
+    data = "".join(dumps(r) + "\n" for r in records).encode("utf-8")
+    atomic_write_bytes(path, data)
+    atomic_write_text(marker, dumps({"fingerprint": fingerprint, "records": len(records),
+                                     "sha256": sha256_bytes(data)}) + "\n")
     return records
 
 
@@ -549,7 +609,17 @@ def generate_queries(documents: Sequence[Document], pool: ImagePool, cfg: Genera
         visual = {r["id"]: r["value"] for r in vis_records if r["ok"]}
         units_v = [u for u in units_w if u.id in visual]
 
-        render_records = _persisted(path("render"), fps["render"], lambda: render_stage(units_v, visual, pool, rt))
+        blobs = work_dir / "render" / "blobs"
+
+        def blobs_present(records: list[dict[str, Any]]) -> bool:  # rendered pictures live beside the records
+            present = all((blobs / f"{im['blob']}.jpg").is_file() for r in records if r["ok"]
+                          for im in r["value"]["images"] if "blob" in im)
+            if not present:
+                log.warning("%s: a rendered image it names is missing; recomputing the stage", path("render"))
+            return present
+
+        render_records = _persisted(path("render"), fps["render"], lambda: render_stage(units_v, visual, pool, rt),
+                                    blobs_present)
         rendered = {r["id"]: r["value"] for r in render_records if r["ok"]}
 
         result = GenerationResult()
@@ -558,7 +628,8 @@ def generate_queries(documents: Sequence[Document], pool: ImagePool, cfg: Genera
             for r in records:
                 if not r["ok"]:
                     failed[r["id"]] = Reject(stage=f"generate.{stage}", item_id=r["id"], reason=r["reason"],
-                                             detail=r["detail"])
+                                             detail=r["detail"],
+                                             extra={"answer": r["answer"]} if r.get("answer") is not None else {})
         for d in docs:
             if d.id in failed:
                 result.rejects.append(failed[d.id])
@@ -575,7 +646,7 @@ def generate_queries(documents: Sequence[Document], pool: ImagePool, cfg: Genera
                 except (GenerationError, OSError, ValueError) as exc:
                     reason = exc.reason if isinstance(exc, GenerationError) else "assembly-failed"
                     result.rejects.append(Reject(stage="generate.assemble", item_id=u.id, reason=reason,
-                                                 detail=str(exc)[:500]))
+                                                 detail=redact(str(exc))[:500]))
         result.stats = _stats(docs, units, result, cfg,
                               dict(zip(STAGES, (cap_records, write_records, vis_records, render_records),
                                        strict=True)), rt)
