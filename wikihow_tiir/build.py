@@ -2,20 +2,22 @@
 
 `flows/build_dataset.py` runs these functions as Prefect tasks (one task per shard); tests and
 `run_build_inline` call them directly. Every shard function is idempotent: it writes its outputs
-atomically, then a ``.done`` marker holding the fingerprint of its inputs and settings, and
-returns at once when a matching marker exists. So a killed build, re-run, redoes only the
-missing shards and ends with the same bytes as an uninterrupted one.
+atomically, then a ``.done`` marker holding the fingerprint of its inputs and settings and the size
+and sha256 of each file it wrote, and returns at once when the marker matches and so do the files.
+So a killed build, re-run, redoes only the missing (or damaged) shards and ends with the same bytes
+as an uninterrupted one.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import logging
 import math
 import re
 import subprocess
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,9 +25,13 @@ from typing import Any
 from wikihow_tiir import __version__
 from wikihow_tiir.config import BuildConfig
 from wikihow_tiir.io import (
+    atomic_write_bytes,
     atomic_write_json,
     atomic_write_text,
+    dumps,
     read_jsonl,
+    sha256_bytes,
+    sha256_file,
     stable_hash,
     write_jsonl,
 )
@@ -43,11 +49,12 @@ from wikihow_tiir.model import (
     query_to_row,
 )
 from wikihow_tiir.publish.manifest import file_entries
-from wikihow_tiir.publish.parquet import read_rows, write_parquet, write_sharded, write_sharded_iter
+from wikihow_tiir.publish.parquet import parquet_bytes, read_rows, write_sharded, write_sharded_iter
 
 # bump when a stage's output for the same inputs changes
-STAGE_VERSIONS = {"corpus": "2", "queries": "2"}  # 2: writer context beside the corpus
+STAGE_VERSIONS = {"corpus": "2", "queries": "2"}  # queries 2: the offline writer v2 reads the writer context
 DATASET_FILES = ("README.md", "manifest.json", "corpus", "queries", "qrels")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -77,20 +84,58 @@ def _marker(output: Path, spec: ShardSpec) -> Path:
 
 
 def _done(output: Path, spec: ShardSpec, fingerprint: str) -> dict[str, Any] | None:
+    """The stats of a finished shard, or None when it must be (re)built: no marker, another
+    fingerprint, or a file the marker vouches for that is no longer what the shard wrote (cut,
+    rewritten, deleted). Only this shard's own files are hashed, so resuming stays cheap."""
     m = _marker(output, spec)
     if not m.is_file():
         return None
     try:
         data = json.loads(m.read_text(encoding="utf-8"))
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, UnicodeDecodeError):
         return None
-    if data.get("fingerprint") != fingerprint:
+    if not isinstance(data, dict) or data.get("fingerprint") != fingerprint:
         return None
+    files = data.get("files")
+    if not isinstance(files, dict) or not files:  # a marker of an older build vouches for nothing
+        return None
+    for name, want in files.items():
+        problem = _file_problem(m.parent / name, want)
+        if problem:
+            log.warning("%s/%s: %s; rebuilding the shard", spec.stage, spec.name, problem)
+            return None
     return data.get("stats", {})
 
 
-def _finish(output: Path, spec: ShardSpec, fingerprint: str, stats: dict[str, Any]) -> dict[str, Any]:
-    atomic_write_json(_marker(output, spec), {"fingerprint": fingerprint, "stats": stats})
+def _file_problem(path: Path, want: Any) -> str | None:
+    """Why ``path`` is not the file a marker recorded (size first: a cut file costs no hashing)."""
+    if not isinstance(want, dict):
+        return f"{path.name}: no size and sha256 in the marker"
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return f"{path.name} is missing"
+    if size != want.get("bytes"):
+        return f"{path.name} has {size} bytes, the shard wrote {want.get('bytes')}"
+    if sha256_file(path) != want.get("sha256"):
+        return f"{path.name} does not match the sha256 the shard wrote"
+    return None
+
+
+def _write_shard_file(path: Path, data: bytes) -> dict[str, Any]:
+    """Write one file of a shard atomically; returns what its marker records about it."""
+    atomic_write_bytes(path, data)
+    return {"bytes": len(data), "sha256": sha256_bytes(data)}
+
+
+def _jsonl_bytes(records: Iterable[Any]) -> bytes:
+    return "".join(dumps(r) + "\n" for r in records).encode("utf-8")
+
+
+def _finish(output: Path, spec: ShardSpec, fingerprint: str, stats: dict[str, Any],
+            files: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Write the marker last: it vouches for the fingerprint and for each file the shard wrote."""
+    atomic_write_json(_marker(output, spec), {"fingerprint": fingerprint, "stats": stats, "files": files})
     return stats
 
 
@@ -112,14 +157,22 @@ def _chunks(items: list[str], size: int) -> list[tuple[str, ...]]:
 
 
 @functools.lru_cache(maxsize=4)
-def _archive(path: str):
+def _archive(path: str, stamp: tuple[int, int] | None):
     from wikihow_tiir.sources.archive import Archive
 
     return Archive(path)
 
 
 def open_archive(cfg: BuildConfig):
-    return _archive(str(cfg.source.archive))
+    """The archive of this build, loaded once per process while its index is unchanged."""
+    from wikihow_tiir.sources.archive import INDEX
+
+    try:
+        st = (Path(cfg.source.archive) / INDEX).stat()
+        stamp: tuple[int, int] | None = (st.st_mtime_ns, st.st_size)
+    except OSError:
+        stamp = None
+    return _archive(str(cfg.source.archive), stamp)
 
 
 def acquire(cfg: BuildConfig, progress: bool = False) -> dict[str, Any]:
@@ -137,21 +190,32 @@ _URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/")  # s3://, gs://, https:/
 
 
 def plan_corpus(cfg: BuildConfig, rejects: list[Reject] | None = None) -> list[ShardSpec]:
-    """Corpus shards: archive page URLs, or the byte offsets of the VGSI records (bad records go to
-    ``rejects``, stage ``vgsi``)."""
+    """Corpus shards: archive page URLs, or the byte offsets of the VGSI records. What cannot be read
+    goes to ``rejects``: bad VGSI records (stage ``vgsi``), archive index lines that are not records
+    (stage ``archive``, reason ``archive-index-line``). No page at all is a BuildError."""
+    found: list[Reject] = rejects if rejects is not None else []
     if cfg.source.kind == "vgsi":
         from wikihow_tiir.sources.vgsi import scan_vgsi
 
-        found: list[Reject] = rejects if rejects is not None else []
         keys = [str(o) for o in scan_vgsi(cfg.source.vgsi, found.append)]
         if not keys:
             raise BuildError(f"the VGSI file {cfg.source.vgsi.text_file} holds no usable article "
                              f"({len(found)} bad record(s); the first: {found[0].detail if found else '-'})")
     else:
-        archive = open_archive(cfg)
-        keys = [rec.url for rec in archive.pages()]
+        from wikihow_tiir.sources.archive import INDEX, ArchiveError
+
+        try:
+            archive = open_archive(cfg)
+            keys = [rec.url for rec in archive.pages()]
+        except ArchiveError as exc:
+            raise BuildError(str(exc)) from None
+        bad = archive.bad_lines()
+        found.extend(Reject("archive", f"{INDEX}:{b.line}", "archive-index-line",
+                            f"line {b.line} of {INDEX} is {b.problem}; skipped: {b.text}", {"line": b.line})
+                     for b in bad)
         if not keys:
-            raise BuildError(f"the archive {cfg.source.archive} holds no pages")
+            why = f" ({len(bad)} line(s) of its {INDEX} are not records; line {bad[0].line}: {bad[0].problem})"
+            raise BuildError(f"the archive {cfg.source.archive} holds no pages{why if bad else ''}")
     return [ShardSpec("corpus", i, c) for i, c in enumerate(_chunks(keys, cfg.source.pages_per_shard))]
 
 
@@ -167,19 +231,24 @@ class _VgsiStore:
 
 # --------------------------------------------------------------------------- corpus stage
 
+# what a corpus shard writes besides its marker; rejects carry the page they came from (see finalize_corpus)
+_CORPUS_FILES = ("parquet", "page-rejects.jsonl", "articles.jsonl", "context.parquet")
+_QUERY_FILES = ("parquet", "rejects.jsonl")
+
 
 def corpus_fingerprint(cfg: BuildConfig, spec: ShardSpec) -> str:
     if cfg.source.kind == "vgsi":
         inputs: list[Any] = [cfg.source.vgsi.model_dump(mode="json"), list(spec.keys)]
     else:
         archive = open_archive(cfg)
-        inputs = [(u, archive.get(u).sha256) for u in spec.keys]  # type: ignore[union-attr]
+        inputs = [(u, rec.sha256 if (rec := archive.get(u)) else None) for u in spec.keys]
     return stable_hash("corpus", STAGE_VERSIONS["corpus"], __version__, SCHEMA_VERSION,
                        cfg.section_json("segment", "images"), cfg.source.kind, inputs)
 
 
 def run_corpus_shard(cfg: BuildConfig, output: Path, spec: ShardSpec) -> dict[str, Any]:
-    """Parse, segment and attach images for one shard; writes work/corpus/shard-N.{parquet,rejects.jsonl}."""
+    """Parse, segment and attach images for one shard; writes
+    work/corpus/shard-N.{parquet,page-rejects.jsonl,articles.jsonl} and then the marker."""
     from wikihow_tiir.corpus import PageInput, build_corpus_shard
 
     output = Path(output)
@@ -192,81 +261,196 @@ def run_corpus_shard(cfg: BuildConfig, output: Path, spec: ShardSpec) -> dict[st
         articles = read_vgsi_articles(cfg.source.vgsi, [int(k) for k in spec.keys])
         shard = build_corpus_shard(None, _VgsiStore(cfg), cfg, articles=articles)
     else:
+        from wikihow_tiir.sources.archive import ArchiveError
+
         archive = open_archive(cfg)
-        pages = []
+        pages, unread = [], []
         for url in spec.keys:
             rec = archive.get(url)
-            pages.append(PageInput(url=url, body=archive.read(rec), fetched_at=rec.fetched_at, sha256=rec.sha256,
+            try:
+                if rec is None:
+                    raise ArchiveError(f"{url} is no longer in the archive index", "archive-page-missing")
+                body = archive.read(rec)
+            except ArchiveError as exc:  # this page is lost, not the build
+                unread.append(Reject("archive", url, exc.reason, str(exc)))
+                continue
+            pages.append(PageInput(url=url, body=body, fetched_at=rec.fetched_at, sha256=rec.sha256,
                                    source=cfg.source.kind))
-        shard = build_corpus_shard(pages, archive, cfg)
+        shard = build_corpus_shard(pages, archive, cfg, unread=unread)
     wd = work_dir(output, "corpus")
-    write_parquet(wd / f"{spec.name}.parquet", [document_to_row(d) for d in shard.documents], "corpus")
-    write_jsonl(wd / f"{spec.name}.rejects.jsonl", [r.to_dict() for r in shard.rejects])
-    write_jsonl(wd / f"{spec.name}.articles.jsonl", [_article_summary(a) for a in shard.articles])
-    _write_contexts(wd / f"{spec.name}.context.parquet", shard.contexts)
-    return _finish(output, spec, fp, shard.stats)
+    page_rejects = ({"page": p, "reject": r.to_dict()} for p, r in zip(shard.reject_pages, shard.rejects, strict=True))
+    articles = (_article_summary(a, p) for p, a in zip(shard.article_pages, shard.articles, strict=True))
+    files = {
+        f"{spec.name}.parquet": _write_shard_file(wd / f"{spec.name}.parquet", parquet_bytes(
+            [document_to_row(d) for d in shard.documents], "corpus")),
+        f"{spec.name}.page-rejects.jsonl": _write_shard_file(wd / f"{spec.name}.page-rejects.jsonl",
+                                                             _jsonl_bytes(page_rejects)),
+        f"{spec.name}.articles.jsonl": _write_shard_file(wd / f"{spec.name}.articles.jsonl", _jsonl_bytes(articles)),
+        f"{spec.name}.context.parquet": _write_shard_file(wd / f"{spec.name}.context.parquet",
+                                                          _contexts_bytes(shard.contexts, shard.documents)),
+    }
+    return _finish(output, spec, fp, shard.stats, files)
 
 
-def _write_contexts(path: Path, contexts: dict[str, dict[str, Any]]) -> None:
-    """The documents' writer context (``segment.section_context``) as Parquet (id, JSON), sorted by id,
-    so a query shard reads its own documents' rows only (:func:`read_contexts`)."""
+_CONTEXT_FILE = "context.parquet"  # work/corpus/: the writer context of the kept documents
+
+
+def _contexts_bytes(contexts: dict[str, dict[str, Any]], documents: list[Document]) -> bytes:
+    """The documents' writer context (``segment.section_context``) as Parquet (id, article_id, JSON)."""
     import io
 
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from wikihow_tiir.io import atomic_write_bytes
-
-    ids = sorted(contexts)
-    table = pa.table({"id": pa.array(ids, pa.string()),
-                      "context": pa.array([json.dumps(contexts[i], ensure_ascii=False, sort_keys=True) for i in ids],
-                                          pa.string())})
+    docs = sorted(documents, key=lambda d: d.id)
+    table = pa.table({"id": pa.array([d.id for d in docs], pa.string()),
+                      "article_id": pa.array([d.article_id for d in docs], pa.string()),
+                      "context": pa.array([json.dumps(contexts.get(d.id, {}), ensure_ascii=False, sort_keys=True)
+                                           for d in docs], pa.string())})
     buf = io.BytesIO()
     pq.write_table(table, buf, row_group_size=1000, compression="zstd", write_statistics=True)
-    atomic_write_bytes(path, buf.getvalue())
+    return buf.getvalue()
+
+
+def _merge_contexts(wd: Path, specs: list[ShardSpec], kept: Callable[[ShardSpec, dict[str, Any]], bool]) -> None:
+    """work/corpus/context.parquet: the kept documents' writer contexts, one shard's rows at a time."""
+    import pyarrow.parquet as pq
+
+    tmp = wd / f".{_CONTEXT_FILE}.tmp"
+    writer = None
+    try:
+        for spec in specs:
+            table = pq.read_table(wd / f"{spec.name}.context.parquet")
+            rows = table.select(["id", "article_id"]).to_pylist()
+            mask = [kept(spec, r) for r in rows]
+            part = table.filter(mask)
+            if writer is None:
+                writer = pq.ParquetWriter(tmp, table.schema, compression="zstd", write_statistics=True)
+            writer.write_table(part, row_group_size=1000)
+    finally:
+        if writer is not None:
+            writer.close()
+    if writer is not None:
+        tmp.replace(wd / _CONTEXT_FILE)
 
 
 def read_contexts(output: Path, ids: list[str]) -> dict[str, dict[str, Any]]:
-    """The writer context of these documents (documents of a build without one get none)."""
+    """The writer context of these documents (``{}`` for a build without one: the offline writer then
+    uses its plain phrases)."""
     from wikihow_tiir.publish.parquet import read_rows_where
 
-    files = sorted(work_dir(Path(output), "corpus").glob("shard-*.context.parquet"))
-    return {r["id"]: json.loads(r["context"]) for r in read_rows_where(files, "id", ids)}
+    path = work_dir(Path(output), "corpus") / _CONTEXT_FILE
+    if not path.is_file():
+        return {}
+    return {r["id"]: json.loads(r["context"]) for r in read_rows_where([path], "id", ids, columns=["id", "context"])}
 
 
-def _article_summary(a) -> dict[str, Any]:
-    return {"id": a.id, "url": a.url, "lang": a.lang, "title": a.title, "layout": a.layout,
-            "sections": len(a.sections), "steps": a.n_steps, "fetched_at": a.fetched_at, "sha256": a.sha256,
-            "source": a.source, "parse_notes": a.parse_notes}
+def _article_summary(a, page: str) -> dict[str, Any]:
+    return {"id": a.id, "url": a.url, "page": page, "revision": a.revision, "lang": a.lang, "title": a.title,
+            "layout": a.layout, "sections": len(a.sections), "steps": a.n_steps, "fetched_at": a.fetched_at,
+            "sha256": a.sha256, "source": a.source, "parse_notes": a.parse_notes}
 
 
 def iter_work_documents(output: Path, specs: list[ShardSpec]) -> Iterator[Document]:
+    """The documents of the corpus shards, one copy per article (as :func:`finalize_corpus` keeps them)."""
+    keep = _kept_copies(output, specs)[0]
     for spec in specs:
         for row in read_rows([work_dir(output, "corpus") / f"{spec.name}.parquet"]):
-            yield document_from_row(row)
+            if keep.get(row["article_id"], (spec.index,))[0] == spec.index:
+                yield document_from_row(row)
+
+
+def _kept_copies(output: Path, specs: list[ShardSpec]) -> tuple[dict[str, tuple[int, dict[str, Any]]],
+                                                                 list[tuple[dict[str, Any], dict[str, Any]]]]:
+    """One article, one copy: of the pages that parsed to the same article id, in any shard, the first
+    by ``corpus.copy_rank`` is kept. Returns {article id: (shard index, kept page's summary)} and the
+    (dropped, kept) summary pairs. A shard makes documents of its own best copy only, and the best
+    copy of all is the best of its shard, so the rows of the kept copy are in that shard."""
+    from wikihow_tiir.corpus import copy_rank
+
+    best: dict[str, tuple[tuple[Any, ...], int, dict[str, Any]]] = {}
+    copies: list[tuple[tuple[Any, ...], int, dict[str, Any]]] = []
+    for spec in specs:
+        f = work_dir(output, "corpus") / f"{spec.name}.articles.jsonl"
+        for pos, a in enumerate(read_jsonl(f) if f.is_file() else ()):
+            key = (copy_rank(a["page"], a["url"], a["revision"]), spec.index, pos)
+            copies.append((key, spec.index, a))
+            if a["id"] not in best or key < best[a["id"]][0]:
+                best[a["id"]] = (key, spec.index, a)
+    keep = {aid: (shard, a) for aid, (_, shard, a) in best.items()}
+    dropped = [(a, best[a["id"]][2]) for key, _, a in copies if key != best[a["id"]][0]]
+    return keep, dropped
+
+
+def _duplicate_reject(dropped: dict[str, Any], kept: dict[str, Any]) -> Reject:
+    from wikihow_tiir.corpus import copy_rank
+
+    d_rank = copy_rank(dropped["page"], dropped["url"], dropped["revision"])
+    k_rank = copy_rank(kept["page"], kept["url"], kept["revision"])
+    if k_rank[0] != d_rank[0]:
+        why = f"it is a newer revision ({kept['revision'] or 'none'}, this page {dropped['revision'] or 'none'})"
+    elif not k_rank[1]:
+        why = f"same revision ({kept['revision'] or 'none'}), and it is at the article's canonical URL"
+    else:
+        why = f"same revision ({kept['revision'] or 'none'}), neither page is at the canonical URL; its URL sorts first"
+    return Reject("corpus", dropped["page"], "duplicate-article",
+                  f"the same article ({dropped['id']}) as {kept['page']}, which is kept: {why}",
+                  {"kept": kept["page"], "article_id": dropped["id"]})
 
 
 def finalize_corpus(cfg: BuildConfig, output: Path, specs: list[ShardSpec],
                     shard_stats: list[dict[str, Any]]) -> dict[str, Any]:
-    """Concatenate the shards into corpus/corpus-0000i-of-0000N.parquet; duplicate ids are an error."""
+    """Merge the shards into corpus/corpus-0000i-of-0000N.parquet, one copy per article.
+
+    Returns ``documents``, ``files`` and ``rejects``: the corpus shards' rejects, less those of pages
+    dropped as duplicates, plus one ``duplicate-article`` reject per dropped page (stage ``corpus``).
+    Rows are counted and checked before corpus/ is touched, so a failure leaves it as it was.
+    """
     output = Path(output)
-    total = sum(s["documents"] for s in shard_stats)
+    wd = work_dir(output, "corpus")
+    _prune_stale_shards(wd, specs, _CORPUS_FILES)
+    keep, dropped = _kept_copies(output, specs)
+    rejects = [_duplicate_reject(d, k) for d, k in dropped]
+    dropped_pages = {d["page"] for d, _ in dropped}
+    for spec in specs:
+        for rec in read_jsonl(wd / f"{spec.name}.page-rejects.jsonl"):
+            if rec["page"] not in dropped_pages:
+                rejects.append(Reject(**rec["reject"]))
+    rejects.sort(key=lambda r: (r.stage, r.item_id, r.reason, dumps(r.to_dict())))
+
+    def kept(spec: ShardSpec, row: dict[str, Any]) -> bool:
+        return keep.get(row["article_id"], (spec.index,))[0] == spec.index
+
     ids: set[str] = set()
+    for spec in specs:
+        for row in read_rows([wd / f"{spec.name}.parquet"], columns=["id", "article_id"]):
+            if kept(spec, row):
+                if row["id"] in ids:  # one copy per article leaves none: a bug, not bad input
+                    raise BuildError(f"duplicate document id {row['id']} in the corpus shards")
+                ids.add(row["id"])
+    total = len(ids)
 
     def rows():
         for spec in specs:
-            for row in read_rows([work_dir(output, "corpus") / f"{spec.name}.parquet"]):
-                if row["id"] in ids:
-                    raise BuildError(f"duplicate document id {row['id']} (the same article twice in the source?)")
-                ids.add(row["id"])
-                yield row
+            yield from (row for row in read_rows([wd / f"{spec.name}.parquet"]) if kept(spec, row))
 
     paths = write_sharded_iter(output / "corpus", rows(), total, "corpus", "corpus", cfg.output.rows_per_file)
+    _merge_contexts(wd, specs, kept)
     # the corpus's identity for the query shards' fingerprints: its shards' fingerprints (inputs and
     # settings), so no query shard has to hash the corpus files (tens of GB at the paper's scale)
     shard_fps = [json.loads(_marker(output, s).read_text(encoding="utf-8"))["fingerprint"] for s in specs]
     atomic_write_text(_corpus_id_file(output), stable_hash("corpus", shard_fps) + "\n")
-    return {"documents": total, "files": [p.name for p in paths]}
+    return {"documents": total, "files": [p.name for p in paths], "rejects": rejects}
+
+
+def _prune_stale_shards(wd: Path, specs: list[ShardSpec], kinds: tuple[str, ...]) -> None:
+    """Delete the shard files of ``wd`` that this plan does not use: shards of an earlier plan with more
+    shards, and file kinds an earlier version wrote (rejects are gathered from these folders)."""
+    names = {s.name for s in specs}
+    for f in wd.glob("shard-*"):
+        name, _, kind = f.name.partition(".")
+        if f.is_file() and (name not in names or kind not in (*kinds, "done")):
+            f.unlink()
 
 
 def _corpus_id_file(output: Path) -> Path:
@@ -324,7 +508,9 @@ def plan_queries(cfg: BuildConfig, output: Path) -> list[ShardSpec]:
     ids = sorted(r["id"] for r in read_rows(files, columns=["id"]))
     if cfg.generate.render.kind == "offline" and ids:
         _image_pool(str(output), _corpus_marker(files)).vectors()  # computed here once, not per worker
-    return [ShardSpec("queries", i, c) for i, c in enumerate(_chunks(ids, cfg.generate.documents_per_shard))]
+    specs = [ShardSpec("queries", i, c) for i, c in enumerate(_chunks(ids, cfg.generate.documents_per_shard))]
+    _prune_stale_shards(work_dir(output, "queries"), specs, _QUERY_FILES)
+    return specs
 
 
 def queries_fingerprint(cfg: BuildConfig, output: Path, spec: ShardSpec) -> str:
@@ -350,12 +536,16 @@ def run_query_shard(cfg: BuildConfig, output: Path, spec: ShardSpec) -> dict[str
                               seed=cfg.seed, work_dir=work_dir(output, "generate"), shard_id=spec.name,
                               contexts=read_contexts(output, list(spec.keys)))
     wd = work_dir(output, "queries")
-    write_parquet(wd / f"{spec.name}.parquet", [query_to_row(q) for q in result.queries], "queries")
-    write_jsonl(wd / f"{spec.name}.rejects.jsonl", [r.to_dict() for r in result.rejects])
+    files = {
+        f"{spec.name}.parquet": _write_shard_file(wd / f"{spec.name}.parquet",
+                                                  parquet_bytes([query_to_row(q) for q in result.queries], "queries")),
+        f"{spec.name}.rejects.jsonl": _write_shard_file(wd / f"{spec.name}.rejects.jsonl",
+                                                        _jsonl_bytes(r.to_dict() for r in result.rejects)),
+    }
     stats = {"documents": len(docs), "queries": len(result.queries),
              "rejects": dict(Counter(f"{r.stage}:{r.reason}" for r in result.rejects)),
              "generation": result.stats}
-    return _finish(output, spec, fp, stats)
+    return _finish(output, spec, fp, stats, files)
 
 
 def _query_rows_with_images(queries: list[Query], shard_files: list[Path], chunk: int) -> Iterator[dict[str, Any]]:
@@ -501,11 +691,8 @@ def split_stats(splits: dict[str, list[Query]]) -> dict[str, Any]:
 
 
 def source_summary(cfg: BuildConfig, output: Path, specs: list[ShardSpec]) -> dict[str, Any]:
-    arts = []
-    for spec in specs:
-        f = work_dir(output, "corpus") / f"{spec.name}.articles.jsonl"
-        if f.is_file():
-            arts.extend(read_jsonl(f))
+    # one article, one copy: the pages dropped as duplicates are not counted (see _kept_copies)
+    arts = [a for _, a in sorted(_kept_copies(output, specs)[0].values(), key=lambda kept: kept[1]["page"])]
     dates = sorted({a["fetched_at"][:10] for a in arts if a.get("fetched_at")})
     return {
         "kind": cfg.source.kind,
@@ -553,7 +740,7 @@ def run_build(cfg: BuildConfig, output: Path, map_shards: MapFn | None = None,
     info["licenses"] = summary["licenses"]
     info["stand_in_images"] = summary["stand_in_images"]
     info["languages"] = summary["languages"]
-    extra_rejects: list[Reject] = list(plan_rejects)
+    extra_rejects: list[Reject] = plan_rejects + corpus_info.pop("rejects")
     if cfg.generate.enabled and corpus_info["documents"]:
         from wikihow_tiir.generate import prompt_manifest
 
