@@ -314,6 +314,7 @@ def _contexts_bytes(contexts: dict[str, dict[str, Any]], documents: list[Documen
 
 def _merge_contexts(wd: Path, specs: list[ShardSpec], kept: Callable[[ShardSpec, dict[str, Any]], bool]) -> None:
     """work/corpus/context.parquet: the kept documents' writer contexts, one shard's rows at a time."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     tmp = wd / f".{_CONTEXT_FILE}.tmp"
@@ -322,8 +323,7 @@ def _merge_contexts(wd: Path, specs: list[ShardSpec], kept: Callable[[ShardSpec,
         for spec in specs:
             table = pq.read_table(wd / f"{spec.name}.context.parquet")
             rows = table.select(["id", "article_id"]).to_pylist()
-            mask = [kept(spec, r) for r in rows]
-            part = table.filter(mask)
+            part = table.filter(pa.array([kept(spec, r) for r in rows], pa.bool_()))
             if writer is None:
                 writer = pq.ParquetWriter(tmp, table.schema, compression="zstd", write_statistics=True)
             writer.write_table(part, row_group_size=1000)
