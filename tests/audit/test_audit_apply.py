@@ -327,3 +327,8 @@ def test_a_damaged_decision_store_is_named_and_stops_the_build(dataset, sample_a
     assert result.exit_code == 2 and result.stderr.startswith(f"error: {store} line 1: not valid JSON")
     with pytest.raises(BuildError, match=re.escape(f"stored audit decisions cannot be applied: {store} line 1")):
         run_build(build_config(sample_archive), dataset)
+    store.unlink()
+    (dataset / "audit" / "applied.jsonl").write_text('{"name": "a.jsonl"}\n')
+    result = audit(dataset, "--apply", write_decisions(tmp_path / "a.jsonl", [decision(ids[0])]))
+    assert result.exit_code == 2 and result.stderr.startswith(
+        f"error: {dataset / 'audit' / 'applied.jsonl'} line 1: not a record of an applied file (KeyError: 'sha256')")

@@ -29,6 +29,7 @@ def test_review_three_pairs_with_the_keyboard_export_and_apply(dataset, tmp_path
 
     ids = split_ids(dataset, "queries", "test")
     n = len(ids)
+    assert n >= 5, ids  # the bundled build's test split
     review = tmp_path / "review.html"
     write_review_page(dataset, review)
     exported = tmp_path / "downloads" / "audit.jsonl"
@@ -58,6 +59,10 @@ def test_review_three_pairs_with_the_keyboard_export_and_apply(dataset, tmp_path
         assert "needs a note" in page.inner_text("#message")
         page.keyboard.type("the same picture twice")
         page.keyboard.press("Enter")
+        page.keyboard.press("y")  # a fourth decision, taken back: k goes to the previous pair, u undoes
+        assert page.locator(".pair-card.current").get_attribute("data-qid") == ids[4]
+        page.keyboard.press("k")
+        page.keyboard.press("u")
         assert statuses(page)[:4] == ["keep (Ana Lima)", "drop: illogical (Ana Lima)",
                                       "drop: other \u2014 the same picture twice (Ana Lima)", "undecided"]
         assert page.inner_text("#progress") == f"3 of {n} pairs on this page decided · 3 of {n} in this browser"

@@ -28,7 +28,6 @@ from wikihow_tiir.audit.decisions import AuditError, Decision, Located, read_dec
 from wikihow_tiir.io import (
     atomic_write_json,
     atomic_write_text,
-    read_jsonl,
     sha256_bytes,
     sha256_file,
     stable_hash,
@@ -76,6 +75,25 @@ def read_manifest(root: Path) -> dict[str, Any]:
 def read_stored(root: Path) -> list[Located]:
     path = root / STORE
     return read_decision_file(path, stored=True) if path.is_file() else []
+
+
+def read_applied(root: Path) -> dict[str, dict[str, Any]]:
+    """The decision files applied so far, by sha256 (``audit/applied.jsonl``)."""
+    path = root / APPLIED
+    out: dict[str, dict[str, Any]] = {}
+    if not path.is_file():
+        return out
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+            out[entry["sha256"]] = {"name": str(entry["name"]), "sha256": str(entry["sha256"]),
+                                    "decisions": int(entry["decisions"])}
+        except (ValueError, TypeError, KeyError) as exc:
+            raise AuditError(f"{path} line {number}: not a record of an applied file "
+                             f"({type(exc).__name__}: {exc})") from None
+    return out
 
 
 def applied_drops(stored: list[Located], current: dict[str, str]) -> dict[str, str]:
@@ -195,6 +213,7 @@ def apply_audit(dataset_dir: str | Path, files: Iterable[str | Path] = (), *, fr
     if not current and not gone:
         raise AuditError(f"{root} has no test split to audit (queries/test-*.parquet)")
     old_stale = read_decision_file(root / STALE, stored=True) if (root / STALE).is_file() else []
+    applied_files = read_applied(root)
 
     new: list[Located] = []
     new_files: list[dict[str, Any]] = []
@@ -212,7 +231,6 @@ def apply_audit(dataset_dir: str | Path, files: Iterable[str | Path] = (), *, fr
     # ---- everything is checked; from here on the build folder is written
     verdicts = {d.query_id: d.verdict for d, _ in merged}
     dropped = {q for q, (decision, _) in verdicts.items() if decision == "drop"}
-    applied_files = {e["sha256"]: e for e in (read_jsonl(root / APPLIED) if (root / APPLIED).is_file() else [])}
     for entry in new_files:
         applied_files.setdefault(entry["sha256"], entry)
     (root / AUDIT_DIR).mkdir(exist_ok=True)
