@@ -768,6 +768,12 @@ def run_build(cfg: BuildConfig, output: Path, map_shards: MapFn | None = None,
     info["changelog"] = [{"version": __version__, "note": "Built with wikihow-tiir " + __version__}]
     manifest = write_manifest(cfg, output, info)
     card = _write_card(output, manifest)
+    from wikihow_tiir.audit import AuditError, reapply_after_build
+
+    try:  # people's decisions from `wikihow-tiir audit --apply` on this folder: dropped pairs stay dropped
+        reapply_after_build(output, log)
+    except AuditError as exc:
+        raise BuildError(f"the stored audit decisions cannot be applied: {exc}") from None
     from wikihow_tiir.publish.validate import validate_dataset
 
     # a quick check (the full load_dataset read-back is `wikihow-tiir validate`); problems are reported,

@@ -23,6 +23,7 @@ _AREAS = (
     "wikihow_tiir.evaluate.cli",    # evaluate
     "wikihow_tiir.mme.cli",         # mme train
     "wikihow_tiir.report.cli",      # report
+    "wikihow_tiir.audit.cli",       # audit
 )
 
 

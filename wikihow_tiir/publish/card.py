@@ -259,10 +259,29 @@ def _split_rules(manifest: dict[str, Any]) -> list[str]:
         lines.append(f"- Mean reciprocal rank of the positive for MiniLM over the {pn['n']} kept queries: "
                      f"{pn['mean_reciprocal_rank_text_only']} from the text alone, {pn['mean_reciprocal_rank_full']} "
                      "with what the pictures show (image prompts).")
-    audit = manifest.get("audit") or {}
-    if not audit:
-        lines.append("- **Human review**: none yet (`wikihow-tiir audit`).")
     return lines
+
+
+def audit_sentence(audit: dict[str, Any]) -> str:
+    """The human audit in one sentence (``manifest["audit"]``, written by ``wikihow-tiir audit --apply``)."""
+    pairs = audit.get("pairs") or {}
+    text = (f"test split: {int(pairs.get('kept') or 0):,} of {int(pairs.get('generated') or 0):,} generated "
+            "pairs kept after human review")
+    if pairs.get("unaudited"):
+        text += f" ({int(pairs['unaudited']):,} of the kept pairs not reviewed yet)"
+    return text
+
+
+def _audit_line(manifest: dict[str, Any]) -> str | None:
+    audit = manifest.get("audit")
+    if isinstance(audit, dict):
+        reasons = ", ".join(f"{n:,} {r}" for r, n in sorted((audit.get("reasons") or {}).items()))
+        return (f"- **Human audit**: {audit_sentence(audit)}; dropped: {reasons or 'none'}; reviewers: "
+                f"{', '.join(sorted(audit.get('reviewers') or {})) or '(none recorded)'}.")
+    if (manifest.get("statistics") or {}).get("queries", {}).get("test"):
+        return ("- **Human audit**: none: the test split was not reviewed by people (the paper's test set was; "
+                "see `wikihow-tiir audit`).")
+    return None
 
 
 def render_card(manifest: dict[str, Any]) -> str:
@@ -341,6 +360,8 @@ def render_card(manifest: dict[str, Any]) -> str:
         b.append(f"- **Snapshot dates**: {', '.join(str(d) for d in dates) if dates else '(not recorded)'}")
     else:
         b.append("- **Source**: _(not recorded)_")
+    if (audit_line := _audit_line(manifest)) is not None:
+        b.append(audit_line)
     b += ["", "### Query generation (backends, models, prompt hashes)", ""]
     b += _kv_section(generation, GENERATION_FACTS, "generation settings")
     b += ["", "### Filter thresholds and rejections", ""]
