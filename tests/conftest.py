@@ -40,3 +40,15 @@ def fixtures_dir() -> Path:
 @pytest.fixture(scope="session")
 def sample_archive() -> Path:
     return SAMPLE_ARCHIVE
+
+
+@pytest.fixture(scope="session")
+def bundled_build(tmp_path_factory, sample_archive) -> Path:
+    """`make build-dataset`'s dataset from the bundled archive, built once per test session (with its
+    work/ folder). Read-only by convention: a test that changes it copies it first."""
+    from wikihow_tiir.build import run_build
+    from wikihow_tiir.config import load_config
+
+    out = tmp_path_factory.mktemp("bundled") / "sample"
+    run_build(load_config(overrides=[f'source.archive="{sample_archive}"']), out)
+    return out

@@ -10,17 +10,11 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # -> `audit_helpers`
 
-from audit_helpers import build_config  # noqa: E402
-
 
 @pytest.fixture(scope="session")
-def sample_build(tmp_path_factory, sample_archive) -> Path:
+def sample_build(bundled_build) -> Path:
     """`make build-dataset`'s dataset (corpus, queries, a 6-pair test split), built once; never changed."""
-    from wikihow_tiir.build import run_build
-
-    out = tmp_path_factory.mktemp("audit-build") / "sample"
-    run_build(build_config(sample_archive), out)
-    return out
+    return bundled_build
 
 
 @pytest.fixture
