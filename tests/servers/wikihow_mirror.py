@@ -10,8 +10,10 @@ It serves, on 127.0.0.1 and a free port:
 * ``/robots.txt``, ``/sitemap_index.xml`` -> ``/sitemap-pages-N.xml`` (with ``lastmod``), and
   ``/api.php?action=query&list=categorymembers`` over a small category tree, with ``cmcontinue``;
 * fault routes driven by the test through :attr:`WikihowMirror.faults` (path -> :class:`Fault`):
-  429 with Retry-After, 5xx, slow answers, bodies cut mid-transfer, connection resets, redirects,
-  oversized bodies, ``X-Robots-Tag`` opt-outs, any status. A fault clears after ``times`` hits.
+  429 with Retry-After, 5xx, slow answers, bodies dripping in a byte at a time, bodies cut
+  mid-transfer (with a Content-Length, chunked, or delimited by the connection closing), whole bodies
+  framed chunked or by the close, connection resets, redirects, oversized bodies, ``X-Robots-Tag``
+  opt-outs, any status. A fault clears after ``times`` hits.
 
 Every request is logged (arrival time, host, path, status) so tests can check what was contacted
 and the gaps between requests. :class:`RecordingServer` is a bare server for a second loopback
@@ -51,11 +53,17 @@ Disallow: /private-area/
 
 @dataclass
 class Fault:
-    kind: str  # "status" | "429" | "slow" | "truncate" | "reset" | "redirect" | "huge" | "noai"
+    kind: str  # "status" | "429" | "slow" | "drip" | "truncate" | "reframe" | "reset" | "redirect" | "huge" | "noai"
     times: int | None = 1  # hits before it clears (None: forever)
     status: int = 503  # for "status"
     retry_after: str | None = "1"  # for "429"
     delay: float = 1.0  # for "slow": seconds before the answer starts
+    interval: float = 0.1  # for "drip": seconds between two bytes of the body
+    give_up_after: float = 30.0  # for "drip": the server hangs up after this long (the body unfinished)
+    # for "truncate" and "reframe": how the body's end is announced - "length" (Content-Length),
+    # "chunked" (Transfer-Encoding: chunked) or "close" (neither: the body ends when the connection does)
+    framing: str = "length"
+    mid_chunk: bool = True  # for "truncate" with "chunked": cut inside a chunk, else between two chunks
     location: str = ""  # for "redirect"
     declared: bool = True  # for "huge": announce the size in Content-Length, or just stream
     size: int = 4 * 1024 * 1024  # for "huge"
@@ -268,6 +276,35 @@ def _make_handler(mirror: WikihowMirror):
             self.end_headers()
             self.wfile.write(body)
 
+        def _send_framed(self, status: int, headers: dict[str, str], body: bytes, fault: Fault, cut: bool) -> None:
+            part = body[: max(1, len(body) // 3)] if cut else body
+            self.send_response(status)
+            for k, v in headers.items():
+                self.send_header(k, v)
+            if fault.framing == "length":
+                self.send_header("Content-Length", str(len(body)))
+            elif fault.framing == "chunked":
+                self.send_header("Transfer-Encoding", "chunked")
+            elif fault.framing == "close":
+                self.send_header("Connection", "close")
+            else:
+                raise ValueError(f"unknown framing {fault.framing!r}")
+            self.end_headers()
+            if fault.framing == "chunked":
+                for i in range(0, len(part), 4096):
+                    piece = part[i:i + 4096]
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                if cut and fault.mid_chunk:  # a chunk announced in full, a tenth of it sent
+                    self.wfile.write(b"%x\r\n%s" % (1000, body[len(part):len(part) + 100]))
+                elif not cut:
+                    self.wfile.write(b"0\r\n\r\n")
+            else:
+                self.wfile.write(part)
+            if cut or fault.framing == "close":
+                self.close_connection = True
+                self.wfile.flush()
+                self.connection.shutdown(socket.SHUT_RDWR)
+
         def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
             arrived = time.monotonic()
             path = self.path
@@ -294,11 +331,26 @@ def _make_handler(mirror: WikihowMirror):
             elif kind == "slow":
                 time.sleep(fault.delay)
                 self._send(status, headers, body)
-            elif kind == "truncate":  # announce the full length, send a part, hang up
+            elif kind == "drip":  # announce the full length, then one byte at a time until the server gives up
                 self.close_connection = True
-                self._send(status, headers, body[: max(1, len(body) // 3)], length=len(body))
+                self.send_response(status)
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
                 self.wfile.flush()
+                give_up = time.monotonic() + fault.give_up_after
+                for i in range(len(body)):
+                    if time.monotonic() >= give_up:
+                        break
+                    self.wfile.write(body[i:i + 1])
+                    self.wfile.flush()
+                    time.sleep(fault.interval)
                 self.connection.shutdown(socket.SHUT_RDWR)
+            elif kind == "truncate":  # announce the body as framed, send a third of it, hang up
+                self._send_framed(status, headers, body, fault, cut=True)
+            elif kind == "reframe":  # the whole body, framed as the fault says
+                self._send_framed(status, headers, body, fault, cut=False)
             elif kind == "reset":  # RST instead of an answer
                 self.close_connection = True
                 self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))

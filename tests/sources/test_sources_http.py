@@ -230,3 +230,139 @@ def test_429_on_the_last_attempt_still_pauses_the_host(crawl_cfg, mirror):
     assert client.fetch(mirror.url(PAGE)).error == "rate-limited"
     assert client.fetch(mirror.url("/Grill-Fish")).ok
     assert mirror.hits_for("/Grill-Fish")[0].t - mirror.hits_for(PAGE)[0].t >= 1.0
+
+
+def fetch_in_thread(client: PoliteClient, url: str, **kwargs) -> tuple[threading.Thread, dict]:
+    """Start ``client.fetch`` in a thread; the dict gets ``res`` and ``end`` (monotonic) when it returns."""
+    out: dict = {}
+
+    def run():
+        out["res"] = client.fetch(url, **kwargs)
+        out["end"] = time.monotonic()
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t, out
+
+
+def join_or_cancel(client: PoliteClient, t: threading.Thread, bound: float) -> bool:
+    """True when ``t`` ended within ``bound`` seconds; else the client is cancelled (so no thread is left
+    waiting on a paused host after the test) and False."""
+    t.join(bound)
+    if t.is_alive():
+        client.cancel()
+        t.join(30)
+        return False
+    return True
+
+
+def test_huge_retry_after_pauses_the_host_at_most_max_backoff_s(crawl_cfg, mirror):
+    mirror.faults[PAGE] = Fault("429", times=1, retry_after="100000")
+    client = PoliteClient(crawl_cfg(max_backoff_s=1.0, requests_per_second=50.0))
+    started = time.monotonic()
+    res = client.fetch(mirror.url(PAGE))
+    assert res.error == "rate-limited" and res.attempts == 1  # not retried: we may not wait that long
+    assert "100000s pause (Retry-After)" in res.detail and "paused 1s instead" in res.detail
+    t, other = fetch_in_thread(client, mirror.url("/Grill-Fish"))
+    assert join_or_cancel(client, t, 15.0), "the host stayed paused for the server's 100000 s"
+    assert other["res"].ok
+    assert other["end"] - started < 15.0
+    pause = mirror.hits_for("/Grill-Fish")[0].t - mirror.hits_for(PAGE)[0].t
+    assert pause >= 1.0  # the capped pause was still honoured
+
+
+def test_persistent_429_ends_after_max_retries(crawl_cfg, mirror):
+    mirror.faults[PAGE] = Fault("429", times=None, retry_after="1")
+    client = PoliteClient(crawl_cfg(max_backoff_s=2.0, max_retries=2, requests_per_second=50.0))
+    t, out = fetch_in_thread(client, mirror.url(PAGE))
+    assert join_or_cancel(client, t, 30.0)
+    assert out["res"].error == "rate-limited" and out["res"].attempts == 3
+    assert len(mirror.hits_for(PAGE)) == 3
+    assert min(gaps(mirror.hits_for(PAGE))) >= 1.0  # each pause honoured
+    # without Retry-After the pause is pause_on_429_s, capped the same way
+    mirror.faults["/Grill-Fish"] = Fault("429", times=None, retry_after=None)
+    client = PoliteClient(crawl_cfg(max_backoff_s=1.0, pause_on_429_s=3600.0, requests_per_second=50.0))
+    res = client.fetch(mirror.url("/Grill-Fish"))
+    assert res.error == "rate-limited" and "(pause_on_429_s)" in res.detail and res.attempts == 1
+    t, other = fetch_in_thread(client, mirror.url("/Marinate-Pork"))
+    assert join_or_cancel(client, t, 15.0) and other["res"].ok
+
+
+def test_a_host_refusing_twice_for_longer_than_max_backoff_is_closed_for_the_run(crawl_cfg, mirror):
+    """Every page answers 429 "come back in a day": after the capped pause the host says it again, and
+    then no more requests go to it - each URL ends rate-limited at once instead of a pause per URL."""
+    pages = ["/Grill-Zucchini", "/Grill-Fish", "/Marinate-Pork", "/Cook-Lamb-Steaks", "/Make-Ube-Halaya"]
+    for path in pages:
+        mirror.faults[path] = Fault("429", times=None, retry_after="86400")
+    # a long backoff: the URLs of a closed host must end at once, not after retries that cannot succeed
+    client = PoliteClient(crawl_cfg(max_backoff_s=1.0, requests_per_second=50.0, backoff_base_s=5.0, max_retries=3))
+    started = time.monotonic()
+    results = []
+    for path in pages:
+        t, out = fetch_in_thread(client, mirror.url(path))
+        assert join_or_cancel(client, t, 15.0), path
+        results.append(out["res"])
+    assert time.monotonic() - started < 15.0  # one capped pause, not one per URL
+    assert [r.error for r in results] == ["rate-limited"] * len(pages)
+    assert len([h for h in mirror.hits if h.path in pages]) == 2
+    assert "not contacted again in this run" in results[-1].detail and results[-1].status == 0
+    assert [r.attempts for r in results] == [1] * len(pages)
+    assert client.stats["hosts-closed-429"] == 1
+
+
+def test_a_429_asking_for_a_longer_pause_once_does_not_close_the_host(crawl_cfg, mirror):
+    mirror.faults[PAGE] = Fault("429", times=None, retry_after="86400")
+    client = PoliteClient(crawl_cfg(max_backoff_s=0.5, requests_per_second=50.0))
+    for _ in range(2):  # refused, then a good answer in between resets the count
+        assert client.fetch(mirror.url(PAGE)).error == "rate-limited"
+        t, other = fetch_in_thread(client, mirror.url("/Grill-Fish"))
+        assert join_or_cancel(client, t, 15.0) and other["res"].ok
+    assert client.stats["hosts-closed-429"] == 0
+
+
+def test_dripping_body_ends_at_the_whole_body_deadline_and_frees_the_host(crawl_cfg, mirror):
+    """A byte every 50 ms never trips the 0.5 s read timeout; the 2 s whole-body deadline must end it."""
+    mirror.faults[PAGE] = Fault("drip", times=None, interval=0.05, give_up_after=30.0)
+    client = PoliteClient(crawl_cfg(timeout_s=0.5, max_retries=1, requests_per_second=50.0))
+    client.robots_for(mirror.url(PAGE))
+    started = time.monotonic()
+    t, out = fetch_in_thread(client, mirror.url(PAGE))
+    time.sleep(0.3)  # the drip holds the host now; this one waits for it
+    t2, other = fetch_in_thread(client, mirror.url("/Grill-Fish"))
+    t.join(60)
+    t2.join(60)
+    res = out["res"]
+    assert res.error == "timeout" and "body not complete after 2s" in res.detail and res.body is None
+    assert res.attempts == 2
+    assert out["end"] - started < 15.0  # two tries of 2 s each, not the server's 30 s each
+    assert other["res"].ok and other["end"] - started < 15.0  # the host's slot was given back
+
+
+@pytest.mark.parametrize("mid_chunk", [True, False])
+def test_chunked_body_cut_short_is_truncated(crawl_cfg, mirror, mid_chunk):
+    mirror.faults[PAGE] = Fault("truncate", times=None, framing="chunked", mid_chunk=mid_chunk)
+    res = PoliteClient(crawl_cfg(max_retries=1)).fetch(mirror.url(PAGE))
+    assert res.error == "truncated" and res.body is None and res.attempts == 2
+
+
+@pytest.mark.parametrize("path,image", [(PAGE, False), (IMAGE, True)])
+def test_body_cut_short_without_content_length_is_truncated_and_retried(crawl_cfg, mirror, path, image):
+    """No Content-Length, no chunked encoding: only the content can show that its end is missing."""
+    mirror.faults[path] = Fault("truncate", times=None, framing="close")
+    res = PoliteClient(crawl_cfg(max_retries=1)).fetch(mirror.url(path), image=image)
+    assert res.error == "truncated" and res.body is None and res.attempts == 2
+    assert "no Content-Length" in res.detail
+    mirror.faults[path] = Fault("truncate", times=1, framing="close")
+    res = PoliteClient(crawl_cfg()).fetch(mirror.url(path), image=image)
+    whole = mirror.pages[path] if not image else mirror.image_bytes(path)
+    assert res.ok and res.attempts == 2 and res.body == whole
+
+
+@pytest.mark.parametrize("framing", ["chunked", "close"])
+def test_whole_bodies_without_content_length_are_accepted(crawl_cfg, mirror, framing):
+    client = PoliteClient(crawl_cfg())
+    for path, image in ((PAGE, False), ("/Grill-Fish", False), (IMAGE, True)):
+        mirror.faults[path] = Fault("reframe", times=None, framing=framing)
+        res = client.fetch(mirror.url(path), image=image)
+        whole = mirror.pages[path] if not image else mirror.image_bytes(path)
+        assert res.ok and res.attempts == 1 and res.body == whole, (path, res.error, res.detail)

@@ -19,7 +19,7 @@ from tests.servers.wikihow_mirror import FIXTURE_PAGES, Fault, RecordingServer
 from wikihow_tiir.parse import parse_html
 from wikihow_tiir.sources.archive import Archive
 from wikihow_tiir.sources.http import CrawlSetupError
-from wikihow_tiir.sources.live import crawl
+from wikihow_tiir.sources.live import Crawler, crawl
 
 REPO = Path(__file__).resolve().parents[2]
 JOB_HUNTING = "/%E5%B0%B1%E6%B4%BB%E3%81%AE%E6%BA%96%E5%82%99%E3%82%92%E3%81%99%E3%82%8B"  # 0 step images
@@ -268,3 +268,82 @@ def test_ctrl_c_during_a_429_pause_stops_at_once_and_the_rerun_resumes(tmp_path,
     del mirror.faults["/Grill-Zucchini"]
     summary = crawl(cfg.model_copy(update={"requests_per_second": 50.0}), tmp_path / "archive")
     assert summary["complete"] and summary["pages"]["done"] == 3
+
+
+def run_bounded(cfg, archive_dir: Path, bound: float) -> tuple[dict | None, float]:
+    """Run a crawl in a thread: (summary, seconds), or (None, seconds) when it had not ended after ``bound``
+    seconds - then it is stopped, so that no thread is left waiting on a paused host after the test."""
+    crawler = Crawler(cfg, Archive(archive_dir, create=True))
+    out: dict = {}
+    t = threading.Thread(target=lambda: out.setdefault("summary", crawler.run()), daemon=True)
+    started = time.monotonic()
+    t.start()
+    t.join(bound)
+    took = time.monotonic() - started
+    if t.is_alive():
+        crawler._stop.set()
+        crawler.client.cancel()
+        t.join(60)
+        return None, took
+    return out["summary"], took
+
+
+def test_huge_retry_after_ends_the_url_rate_limited_and_the_crawl_in_bounded_time(tmp_path, mirror, crawl_cfg):
+    paths = ["/Grill-Zucchini", "/Grill-Fish", "/Marinate-Pork"]
+    urls = url_file(tmp_path, mirror, paths)
+    cfg = crawl_cfg(discovery="urls", url_file=urls, fetch_images=False, max_backoff_s=2.0, max_concurrency=2)
+    normal, t_normal = run_bounded(cfg, tmp_path / "normal", 120.0)
+    assert normal is not None and normal["ok"]
+    mirror.reset_log()
+    mirror.faults["/Grill-Zucchini"] = Fault("429", times=None, retry_after="100000")
+    bound = 3 * (cfg.max_backoff_s + t_normal) + 5  # expected: max_backoff_s + the normal crawl time
+    summary, took = run_bounded(cfg, tmp_path / "archive", bound)
+    assert summary is not None, f"the crawl had not ended after {took:.0f}s"
+    assert summary["complete"] and summary["ok"] is False
+    assert summary["pages"]["failed"] == {"rate-limited": 1} and summary["pages"]["done"] == 2
+    assert summary["totals"]["retryable"] == 1
+    archive = Archive(tmp_path / "archive")
+    assert archive.get(mirror.url("/Grill-Zucchini")).error == "rate-limited"
+    assert all(archive.get(mirror.url(p)).sha256 for p in paths[1:])
+    assert len(mirror.hits_for("/Grill-Zucchini")) == 1  # asked once, not retried
+
+
+def test_host_wide_persistent_429_ends_every_url_rate_limited(tmp_path, mirror, crawl_cfg):
+    paths = ["/Grill-Zucchini", "/Grill-Fish", "/Marinate-Pork", "/Cook-Lamb-Steaks", "/Make-Ube-Halaya"]
+    for path in paths:
+        mirror.faults[path] = Fault("429", times=None, retry_after="86400")
+    cfg = crawl_cfg(discovery="urls", url_file=url_file(tmp_path, mirror, paths), max_backoff_s=2.0)
+    summary, took = run_bounded(cfg, tmp_path / "archive", 40.0)  # expected: one 2 s pause
+    assert summary is not None, f"the crawl had not ended after {took:.0f}s"
+    assert summary["complete"] and summary["pages"]["failed"] == {"rate-limited": len(paths)}
+    archive = Archive(tmp_path / "archive")
+    assert [archive.get(mirror.url(p)).error for p in paths] == ["rate-limited"] * len(paths)
+    assert len([h for h in mirror.hits if h.path in paths]) == 2
+    assert summary["http"]["hosts-closed-429"] == 1
+
+
+def test_dripping_and_cut_bodies_end_as_timeout_and_truncated_then_the_rerun_gets_them(tmp_path, mirror,
+                                                                                      crawl_cfg):
+    media = [m for m in step_media(mirror, "/Grill-Zucchini") if m.kind == "image"]
+    mirror.faults["/Grill-Fish"] = Fault("drip", times=None, interval=0.05, give_up_after=30.0)
+    mirror.faults["/Marinate-Pork"] = Fault("truncate", times=None, framing="close")
+    mirror.faults[path_of(mirror, media[0].large_url)] = Fault("truncate", times=None, framing="close")
+    mirror.faults[path_of(mirror, media[0].url)] = Fault("truncate", times=None, framing="close")
+    paths = ["/Grill-Zucchini", "/Grill-Fish", "/Marinate-Pork"]
+    cfg = crawl_cfg(discovery="urls", url_file=url_file(tmp_path, mirror, paths), timeout_s=0.5, max_retries=1,
+                    requests_per_second=50.0)
+    summary, took = run_bounded(cfg, tmp_path / "archive", 60.0)  # expected: about 2 x 2 s for the drip
+    assert summary is not None, f"the crawl had not ended after {took:.0f}s"
+    assert summary["pages"]["failed"] == {"timeout": 1, "truncated": 1} and summary["pages"]["done"] == 1
+    assert summary["images"]["failed"] == {"truncated": 1}
+    archive = Archive(tmp_path / "archive")
+    assert archive.get(mirror.url("/Grill-Fish")).error == "timeout"
+    assert archive.get(mirror.url("/Marinate-Pork")).error == "truncated"
+    assert archive.get(media[0].large_url).error == archive.get(media[0].url).error == "truncated"
+    assert archive.get_bytes(mirror.url("/Marinate-Pork")) is None and archive.get_bytes(media[0].url) is None
+    mirror.faults.clear()
+    again = crawl(cfg, tmp_path / "archive")
+    assert again["ok"] and again["pages"]["done"] == 3
+    assert Archive(tmp_path / "archive").get_bytes(mirror.url("/Marinate-Pork")) == mirror.pages["/Marinate-Pork"]
+    assert Archive(tmp_path / "archive").get_bytes(media[0].large_url) == mirror.image_bytes(
+        path_of(mirror, media[0].large_url))

@@ -26,11 +26,16 @@ def register(app: typer.Typer) -> None:
         set_: list[str] = typer.Option([], "--set", help="Any setting: --set source.crawl.max_retries=3"),
         progress: bool = typer.Option(True, help="Show pages, images, failures and the current rate."),
     ) -> None:
-        """Crawl wikiHow politely into an archive (resumable: re-run the same command to continue)."""
+        """Crawl wikiHow politely into an archive (resumable: re-run the same command to continue).
+
+        Prints the summary (JSON) on stdout. Exits 2 with one ``error:`` line when URLs were found but
+        not one page could be archived; some failed URLs only give ``"ok": false`` and a warning.
+        """
         from wikihow_tiir.config import load_config
         from wikihow_tiir.sources.discovery import DiscoveryError
         from wikihow_tiir.sources.http import CrawlSetupError
         from wikihow_tiir.sources.live import crawl as run_crawl
+        from wikihow_tiir.sources.live import crawl_problem
 
         overrides = list(set_)
         for key, value in (("discovery", discovery), ("url_file", url_file), ("contact", contact),
@@ -53,6 +58,14 @@ def register(app: typer.Typer) -> None:
         except (CrawlSetupError, DiscoveryError) as exc:
             _fail(str(exc))
         typer.echo(json.dumps(summary, indent=2, ensure_ascii=False))
+        where = Path(target) / "crawl" / "summary.json"
+        problem = crawl_problem(summary)
+        if problem:
+            _fail(f"{problem}; see {where}")
+        if not summary["ok"]:
+            t = summary["totals"]
+            typer.secho(f"warning: {t['pages']['failed']} page(s) and {t['images']['failed']} image(s) failed "
+                        f"({t['retryable']} may succeed on a re-run); see {where}", fg=typer.colors.YELLOW, err=True)
 
 
 def _fail(message: str) -> None:

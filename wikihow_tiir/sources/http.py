@@ -13,8 +13,16 @@ waiting for its per-host slot (1 request/s by default), so a handful of threads 
   the *server* sees between two requests can never be shorter, whatever the network does - and at
   most ``max_concurrency`` requests in flight overall;
 * retries with exponential backoff and jitter on timeouts, connection errors, cut bodies and 5xx;
-  on 429 the whole host pauses for ``Retry-After`` (or ``pause_on_429_s``);
-* 404/410 and other 4xx are final; size caps and timeouts on every response.
+  on 429 the whole host pauses for ``Retry-After`` (or ``pause_on_429_s``), never longer than
+  ``max_backoff_s``: a longer wish ends that URL as ``rate-limited`` at once, and a host that
+  repeats it right after the pause is not contacted again in this run (its URLs end
+  ``rate-limited`` without a request; the next run retries them);
+* 404/410 and other 4xx are final; size caps and timeouts on every response, and a whole body must
+  arrive within 4 x ``timeout_s`` (checked while reading, so a body dripping in cannot hold the
+  host's slot longer);
+* a body is only accepted when it is known to be complete: its Content-Length was met or its
+  chunked encoding ended; a body delimited by nothing but the connection closing must be an HTML
+  document that ends (``</html>``) or an image that decodes to its end, else it is ``truncated``.
 
 Failures never raise: :meth:`PoliteClient.fetch` returns a :class:`FetchResult` whose ``error`` is a
 short reason code (``http-404``, ``robots-disallowed``, ``host-not-allowed`` ...).
@@ -24,6 +32,7 @@ from __future__ import annotations
 
 import ipaddress
 import random
+import re
 import socket
 import threading
 import time
@@ -39,6 +48,8 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import HTTPError as Urllib3Error
+from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
 from wikihow_tiir.config import CrawlConfig
 from wikihow_tiir.sources.robots import RobotsRules
@@ -50,6 +61,11 @@ TRANSIENT_REASONS = frozenset({
 NOTE_HEADERS = ("content-type", "last-modified", "etag", "x-robots-tag", "retry-after", "content-length",
                 "location")
 _REDIRECTS = (301, 302, 303, 307, 308)
+# A host that asks twice in a row for a pause longer than max_backoff_s is closed for the rest of the
+# run: once could be one URL's limit, twice after honouring the capped pause is the host's answer.
+_REFUSALS_TO_CLOSE = 2
+_HTML_END = re.compile(rb"</html\s*>", re.IGNORECASE)
+_HTML_TAIL = 4096  # the end tag must be in the last 4 KiB (a comment or whitespace may follow it)
 _DNS_TTL_S = 300.0
 
 
@@ -178,7 +194,10 @@ class _Host:
         self.robots_lock = threading.Lock()
         self.busy = threading.Lock()  # held from waiting for the slot to the end of the response
         self.next_at = 0.0  # earliest start of the next request (end of the last one + gap)
-        self.paused_until = 0.0  # set by a 429
+        self.paused_until = 0.0  # set by a 429, at most max_backoff_s ahead
+        self.refusals = 0  # 429s in a row asking for more than max_backoff_s
+        self.closed_until = 0.0  # after _REFUSALS_TO_CLOSE of them: no request before this
+        self.closed_detail = ""
         self.robots: RobotsRules | None = None
 
 
@@ -219,14 +238,18 @@ class PoliteClient:
             res = self._fetch_once(url, max_bytes, image, check_robots)
             res.attempts = attempt + 1
             wait = self._pause_s(res) if res.status == 429 else None  # the host is paused already
+            if wait is not None and wait > cfg.max_backoff_s:  # a longer break than we may wait: give up now
+                has_header = _retry_after_s(res.headers.get("retry-after")) is not None
+                asked = "Retry-After" if has_header else "pause_on_429_s"
+                res.detail = (f"429 with a {wait:.0f}s pause ({asked}), more than max_backoff_s "
+                              f"({cfg.max_backoff_s:g}s): the host was paused {cfg.max_backoff_s:g}s instead")
+                return res
             if res.ok or not res.transient or res.error == "robots-unreachable" or attempt >= cfg.max_retries:
                 return res
-            if wait is not None:
-                if wait > cfg.max_backoff_s:  # the server wants a longer break than we may wait
-                    res.detail = f"Retry-After {wait:.0f}s exceeds max_backoff_s; host paused"
-                    return res
-                # no sleep here: _acquire_host holds every request to the host until the pause ends
-            else:
+            if res.error == "rate-limited" and res.status != 429:  # the host is closed for this run
+                return res
+            # after a 429 no sleep here: _acquire_host holds every request to the host until the pause ends
+            if wait is None:
                 delay = min(cfg.max_backoff_s, cfg.backoff_base_s * (2 ** attempt))
                 if self._cancel.wait(delay + random.uniform(0, delay / 2)):
                     return res
@@ -335,6 +358,29 @@ class PoliteClient:
         wait = _retry_after_s(res.headers.get("retry-after"))
         return self.cfg.pause_on_429_s if wait is None else wait
 
+    def _pause_host(self, host: _Host, netloc: str, wanted: float) -> None:
+        """After a 429 (``host.lock`` held): pause for ``wanted`` seconds, at most ``max_backoff_s``."""
+        cap = self.cfg.max_backoff_s
+        now = time.monotonic()
+        host.paused_until = max(host.paused_until, now + min(wanted, cap))
+        if wanted <= cap:
+            host.refusals = 0
+            return
+        host.refusals += 1
+        if host.refusals >= _REFUSALS_TO_CLOSE:
+            self._count("hosts-closed-429")
+            host.closed_until = max(host.closed_until, now + wanted)
+            host.closed_detail = (f"{netloc} asked {host.refusals} times in a row for a pause longer than "
+                                  f"max_backoff_s ({cap:g}s); not contacted again in this run")
+
+    def _closed(self, host: _Host, res: FetchResult) -> bool:
+        """True (and ``res`` says why) when the host refused us for longer than we may wait."""
+        with host.lock:
+            if time.monotonic() >= host.closed_until:
+                return False
+            res.error, res.detail = "rate-limited", host.closed_detail
+        return True
+
     def _acquire_host(self, host: _Host, interval: float) -> tuple[bool, bool]:
         """Wait for our turn on a host: (go ahead, we hold ``host.busy``). Not ahead when cancelled."""
         holding = False
@@ -375,9 +421,15 @@ class PoliteClient:
                     return res
                 interval = max(interval, _crawl_delay_gap(rules))
             host = self._host(netloc)
+            if self._closed(host, res):
+                return res
             ahead, holding = self._acquire_host(host, interval)
             if not ahead:
                 res.error, res.detail = "cancelled", "the crawl was stopped"
+                return res
+            if self._closed(host, res):  # closed while we waited for our turn
+                if holding:
+                    host.busy.release()
                 return res
             try:
                 self._request(current, max_bytes, image, res)
@@ -386,7 +438,9 @@ class PoliteClient:
                     host.next_at = max(host.next_at, time.monotonic() + interval)
                     if res.status == 429:  # pause the whole host before anyone else may start
                         self._count("pauses-429")
-                        host.paused_until = max(host.paused_until, time.monotonic() + self._pause_s(res))
+                        self._pause_host(host, netloc, self._pause_s(res))
+                    elif res.status:
+                        host.refusals = 0
                 if holding:
                     host.busy.release()
             if res.status in _REDIRECTS and not res.error:
@@ -458,28 +512,108 @@ class PoliteClient:
         if declared.isdigit() and int(declared) > max_bytes:
             res.error, res.detail = "too-large", f"Content-Length {declared} > {max_bytes}"
             return
+        body = self._read_body(resp.raw, max_bytes, started, res)
+        if body is None:
+            return
+        if not resp.raw.chunked and "content-length" not in resp.headers:
+            cut = _cut_short(body, resp.headers.get("content-type", ""), image)
+            if cut:
+                res.error, res.detail = "truncated", f"no Content-Length or chunked encoding, and {cut}"
+                return
+        res.body = body
+        self._count("bytes", len(body))
+
+    def _read_body(self, raw, max_bytes: int, started: float, res: FetchResult) -> bytes | None:
+        """The decoded body, or None with ``res.error`` set.
+
+        Read with ``read1`` (one receive at a time) rather than ``iter_content``, which blocks until
+        a whole 64 KiB block or the end has arrived: a body dripping in a byte at a time would
+        otherwise hold the connection and the host's slot until the server gave up. Before each
+        receive the socket's timeout is cut to what is left of the whole-body deadline, so the
+        deadline holds to the receive, not to one more ``timeout_s``.
+        """
+        cfg = self.cfg
+        limit = 4 * cfg.timeout_s
+        deadline = started + limit
+        conn = getattr(raw, "connection", None)
+        sock = getattr(conn, "sock", None)
         chunks: list[bytes] = []
         total = 0
-        deadline = started + 4 * cfg.timeout_s  # a body dripping in slowly must still end
         try:
-            for chunk in resp.iter_content(64 * 1024):
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    res.error, res.detail = "timeout", f"body not complete after {limit:g}s"
+                    return None
+                _set_timeout(sock, min(cfg.timeout_s, left))
+                chunk = raw.read1(64 * 1024, decode_content=True)
+                if not chunk:
+                    break
                 total += len(chunk)
                 if total > max_bytes:
                     res.error, res.detail = "too-large", f"body exceeds {max_bytes} bytes"
-                    return
-                if time.monotonic() > deadline:
-                    res.error, res.detail = "timeout", f"body not complete after {4 * cfg.timeout_s:.0f}s"
-                    return
+                    return None
                 chunks.append(chunk)
-        except requests.exceptions.ChunkedEncodingError as exc:  # IncompleteRead, reset mid-body
-            res.error, res.detail = "truncated", str(exc)[:300]
-            return
-        except requests.exceptions.ConnectionError as exc:  # read timeout mid-body surfaces here
-            reason = "timeout" if "timed out" in str(exc).lower() else "connection-error"
-            res.error, res.detail = reason, str(exc)[:300]
-            return
-        except requests.exceptions.RequestException as exc:
-            res.error, res.detail = "connection-error", str(exc)[:300]
-            return
-        res.body = b"".join(chunks)
-        self._count("bytes", total)
+        except ReadTimeoutError:
+            over = time.monotonic() >= deadline
+            res.error = "timeout"
+            res.detail = (f"body not complete after {limit:g}s" if over
+                          else f"no data for {cfg.timeout_s:g}s in the middle of the body")
+            return None
+        except ProtocolError as exc:  # the Content-Length not met, a chunked body cut, a reset mid-body
+            res.error, res.detail = "truncated", _exc_text(exc)
+            return None
+        except (Urllib3Error, OSError) as exc:  # TLS errors, a broken content encoding
+            res.error, res.detail = "connection-error", _exc_text(exc)
+            return None
+        _set_timeout(sock, cfg.timeout_s)  # the connection goes back to the pool as it came
+        return b"".join(chunks)
+
+
+def _set_timeout(sock, seconds: float) -> None:
+    if sock is None:
+        return
+    try:
+        sock.settimeout(max(seconds, 0.001))
+    except OSError:  # closed at the end of the body: nothing left to read from it
+        pass
+
+
+def _exc_text(exc: BaseException) -> str:
+    return (str(exc) or type(exc).__name__)[:300]
+
+
+def _cut_short(body: bytes, content_type: str, image: bool) -> str | None:
+    """Why a body delimited only by the connection closing looks cut short, or None.
+
+    Without a Content-Length or chunked encoding, HTTP cannot tell a complete body from one whose
+    connection broke, so the content must show its own end: an HTML page its ``</html>`` (wikiHow's
+    pages always have it; comments and whitespace may follow), an image all its pixel data.
+    Anything else (robots.txt, sitemaps, JSON) has no such mark and is taken as it came.
+    """
+    ctype = content_type.split(";", 1)[0].strip().lower()
+    if "html" in ctype or (not ctype and body.lstrip()[:14].lower().startswith((b"<!doctype html", b"<html"))):
+        if not _HTML_END.search(body[-_HTML_TAIL:]):
+            return "the HTML document does not end (no </html>)"
+        return None
+    if ctype.startswith("image/") or (image and not ctype):
+        return _image_cut_short(body)
+    return None
+
+
+def _image_cut_short(body: bytes) -> str | None:
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(body)) as im:
+            width, height = im.size
+            if Image.MAX_IMAGE_PIXELS and width * height > Image.MAX_IMAGE_PIXELS:
+                return None  # not decoded here; the images stage refuses bombs with its own reason
+            im.load()  # with Pillow's default LOAD_TRUNCATED_IMAGES=False a short file raises
+    except (UnidentifiedImageError, Image.DecompressionBombError):
+        return None  # a format we cannot check (or a bomb): the images stage decides
+    except (OSError, EOFError, SyntaxError, ValueError) as exc:
+        return f"the image does not decode to its end ({_exc_text(exc)})"
+    return None

@@ -297,6 +297,11 @@ class Crawler:
                                                    "fallbacks", "duplicate_url", "duplicate_content")}
         images["failed"] = s.by_prefix("images.failed.")
         images["skipped"] = s.by_prefix("images.skipped.")
+        totals = {"pages": _totals(pages), "images": _totals(images)}
+        # what a re-run fetches again (retry_failed): the failures a later try may cure
+        totals["retryable"] = sum(n for part in (pages, images) for reason, n in part["failed"].items()
+                                  if reason in TRANSIENT_REASONS)
+        complete = ended == pages["discovered"]
         page_recs = [r for r in self.archive.records("page") if r.sha256]
         fetched = sorted(r.fetched_at for r in page_recs if r.fetched_at)
         lastmods = sorted(d.lastmod for d in urls if d.lastmod)
@@ -306,7 +311,9 @@ class Crawler:
             "discovery": {"method": self.cfg.discovery, "reused": reused, "urls": len(urls),
                           "refused": dict(Counter(r for _, r in refused))},
             "started_at": started, "finished_at": now_iso(), "duration_s": round(duration, 3),
-            "complete": ended == pages["discovered"], "pages": pages, "images": images,
+            # complete: every discovered URL ended (done, failed or skipped); ok: and none failed
+            "complete": complete, "ok": complete and not totals["pages"]["failed"] and not totals["images"]["failed"],
+            "totals": totals, "pages": pages, "images": images,
             "http": http, "bytes": http.get("bytes", 0),
             "snapshot": {"first_fetched_at": fetched[0] if fetched else None,
                          "last_fetched_at": fetched[-1] if fetched else None,
@@ -321,6 +328,27 @@ class Crawler:
         }
         atomic_write_json(self.archive.root / STATE_DIR / "summary.json", summary)
         return summary
+
+
+def _totals(part: dict[str, Any]) -> dict[str, int]:
+    return {"done": part["done"], "failed": sum(part["failed"].values()), "skipped": sum(part["skipped"].values())}
+
+
+def crawl_problem(summary: dict[str, Any]) -> str | None:
+    """The one-line reason a crawl must count as failed, or None.
+
+    The rule: URLs were discovered but not one page could be archived (none done, in this run or an
+    earlier one), so nothing can be built from the crawl. A crawl that archived some pages is a
+    partial success (``ok`` false, the reasons in the summary; a re-run retries the transient ones);
+    a discovery that found nothing (e.g. nothing changed since ``changed_since``) is not a failure.
+    """
+    pages = summary["pages"]
+    if pages["done"] or not pages["discovered"]:
+        return None
+    reasons = ", ".join(f"{reason} {n}" for reason, n in sorted({**pages["failed"], **pages["skipped"]}.items()))
+    totals = summary["totals"]["pages"]
+    return (f"no page could be archived: of {pages['discovered']} discovered, {totals['failed']} failed and "
+            f"{totals['skipped']} skipped ({reasons})")
 
 
 def _report(crawler: Crawler, total: int, stop: threading.Event) -> None:
