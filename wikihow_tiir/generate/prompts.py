@@ -36,7 +36,7 @@ def _prompts_dir() -> Path:
 
 PROMPTS_DIR = _prompts_dir()
 # the template each stage uses (name -> version); bump the version for a new file, keep the old
-VERSIONS = {"caption": 1, "write": 1, "visualize": 1, "repair": 1, "render": 1, "offline_extractive": 2,
+VERSIONS = {"caption": 1, "write": 2, "visualize": 1, "repair": 1, "render": 1, "offline_extractive": 2,
             "judge_answerability": 1}
 
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
