@@ -20,6 +20,23 @@ from wikihow_tiir.io import atomic_write_text, read_jsonl
 from wikihow_tiir.model import Document, Query, document_from_row, query_from_row
 from wikihow_tiir.publish.parquet import read_rows_where, read_rows_without
 
+# The settings (FilterConfig names, as in the manifest's filter thresholds) that bound each filter score
+# (a Query.scores key, see wikihow_tiir.filter): the plot of a score draws these lines and no others.
+# Named one by one: matching a score to settings by its first word drew query_block_size (1024) on
+# query_image_min_distance and nothing on positive_rank.
+SCORE_THRESHOLDS: dict[str, tuple[str, ...]] = {
+    "images": ("min_query_images", "max_query_images"),
+    "query_image_min_distance": ("phash_max_distance",),
+    "image_leak_min_distance": ("phash_max_distance",),
+    "text_tokens": ("min_text_tokens", "max_text_tokens"),
+    "language": ("language_min",),
+    "relevance": ("relevance_min", "easiness_max_similarity", "easiness_percentile_cutoff"),
+    "lexical_overlap": ("lexical_overlap_max",),
+    "positive_rank": ("answerability_top_k",),
+    "false_negative_gap": ("false_negative_margin",),
+    "near_duplicate": ("near_duplicate_cosine",),
+    "judge": (),
+}
 GALLERY_PAGE_SIZE = 12
 GALLERY_MAX_PAIRS = 240  # 20 pages
 EXAMPLES_PER_REASON = 5
@@ -133,18 +150,21 @@ def _plots(docs: list[Document], queries: list[Query], thresholds: dict[str, Any
         vals = [q.scores[name] for q in queries if isinstance(q.scores.get(name), (int, float))]
         fig, ax = plt.subplots(figsize=(4.2, 2.8))
         ax.hist(vals, bins=20, color="#7a4f9a")
-        for key, value in thresholds.items():
-            if isinstance(value, (int, float)) and not isinstance(value, bool) and _matches(name, key):
-                ax.axvline(value, color="#c0392b", linestyle="--", label=f"{key} = {value}")
-                ax.legend(fontsize=7)
+        lines = threshold_lines(name, thresholds)
+        for key, value in lines:
+            ax.axvline(value, color="#c0392b", linestyle="--", label=f"{key} = {value}")
+        if lines:
+            ax.legend(fontsize=7)
         ax.set_title(f"filter score: {name}")
         out.append(_svg(fig))
     return out
 
 
-def _matches(score: str, threshold: str) -> bool:
-    s, t = score.lower().replace("-", "_"), threshold.lower()
-    return s.split("_")[0] in t
+def threshold_lines(score: str, thresholds: dict[str, Any]) -> list[tuple[str, float]]:
+    """``(setting, value)`` of the thresholds that bound this filter score (:data:`SCORE_THRESHOLDS`);
+    settings that are off (None) or not numbers are left out, and an unknown score has none."""
+    return [(key, thresholds[key]) for key in SCORE_THRESHOLDS.get(score, ())
+            if isinstance(thresholds.get(key), (int, float)) and not isinstance(thresholds.get(key), bool)]
 
 
 def _load(dataset: Path) -> tuple[list[Document], list[Query]]:
@@ -274,7 +294,10 @@ def write_report(dataset_dir: str | Path, eval_dir: str | Path | None = None) ->
                 "rendered stand-ins (the real step images were not available offline).</p>")
     flt = manifest.get("filter", {})
     langs = Counter(d.lang for d in docs)
-    thresholds = flt.get("thresholds", {})
+    # the settings, and the whole-set percentile cutoff the filter computed from one of them
+    cutoff = (((flt.get("report") or {}).get("checks") or {}).get("easiness") or {}).get("thresholds", {})
+    thresholds = {**flt.get("thresholds", {}),
+                  "easiness_percentile_cutoff": cutoff.get("easiness_percentile_cutoff")}
     body = [
         f"<section><h2>Statistics</h2>{warn}{_stats_table(manifest.get('statistics', {}))}"
         f"<p>Languages: {_e(', '.join(f'{k}: {v}' for k, v in sorted(langs.items())))}</p></section>",
