@@ -190,9 +190,13 @@ def _with_images(dataset: Path, docs: list[Document], queries: list[Query]
             [query_from_row(qrows[q.id], q.split) for q in queries if q.id in qrows])
 
 
-def _rejects_section(dataset: Path) -> str:
+def _rejects_section(dataset: Path, stages: list[str] | None) -> str:
+    """The build's reject files: those of the stages the manifest counts (rejects/ may also hold files
+    of the user's, which the build leaves alone), or every .jsonl file there without a manifest count."""
     rows = []
-    for f in sorted((dataset / "rejects").glob("*.jsonl")):
+    files = (sorted(dataset / "rejects" / f"{s}.jsonl" for s in stages) if stages is not None
+             else sorted((dataset / "rejects").glob("*.jsonl")))
+    for f in (f for f in files if f.is_file()):
         by_reason: dict[str, list[str]] = {}
         for r in read_jsonl(f):
             by_reason.setdefault(r["reason"], []).append(r["item_id"])
@@ -201,6 +205,11 @@ def _rejects_section(dataset: Path) -> str:
     if not rows:
         return "<p>Nothing was rejected.</p>"
     return _table(["stage", "reason", "count", "example ids"], rows)
+
+
+def _counted_stages(manifest: dict[str, Any]) -> list[str] | None:
+    counted = manifest.get("rejects")
+    return sorted(counted) if isinstance(counted, dict) else None
 
 
 def _funnel(manifest: dict[str, Any], n_docs: int) -> str:
@@ -302,7 +311,7 @@ def write_report(dataset_dir: str | Path, eval_dir: str | Path | None = None) ->
         f"<section><h2>Statistics</h2>{warn}{_stats_table(manifest.get('statistics', {}))}"
         f"<p>Languages: {_e(', '.join(f'{k}: {v}' for k, v in sorted(langs.items())))}</p></section>",
         f"<section><h2>Funnel</h2>{_funnel(manifest, len(docs))}</section>",
-        f"<section><h2>Rejections</h2>{_rejects_section(dataset)}</section>",
+        f"<section><h2>Rejections</h2>{_rejects_section(dataset, _counted_stages(manifest))}</section>",
         '<section><h2>Plots</h2><div class="plots">' + "".join(_plots(docs, queries, thresholds)) + "</div></section>",
     ]
     ev = _eval_section(eval_dir)
