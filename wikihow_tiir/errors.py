@@ -50,10 +50,8 @@ def expected_error_message(exc: BaseException) -> str | None:
     """The one-line message of an expected failure, or None for a bug (which keeps its traceback)."""
     if isinstance(exc, WikihowTiirError):
         return _one_line(str(exc))
-    try:
-        from pydantic import ValidationError
-    except ImportError:  # pragma: no cover - pydantic is a dependency
-        ValidationError = ()  # type: ignore[assignment,misc]  # noqa: N806
+    from pydantic import ValidationError
+
     if isinstance(exc, ValidationError):
         return _one_line(validation_message(exc))
     if isinstance(exc, FileNotFoundError) and exc.filename:
