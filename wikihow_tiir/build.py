@@ -23,7 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from wikihow_tiir import __version__
+from wikihow_tiir.build_folder import check_output_folder, claim_output_folder, stale_reject_files
 from wikihow_tiir.config import BuildConfig
+from wikihow_tiir.errors import WikihowTiirError
 from wikihow_tiir.io import (
     atomic_write_bytes,
     atomic_write_json,
@@ -68,8 +70,10 @@ class ShardSpec:
         return f"shard-{self.index:05d}"
 
 
-class BuildError(RuntimeError):
-    pass
+class BuildError(WikihowTiirError, RuntimeError):
+    """An expected build failure (bad input or settings): the CLI prints it as one ``error:`` line."""
+
+    reason = "build-error"
 
 
 # --------------------------------------------------------------------------- helpers
@@ -621,9 +625,8 @@ def collect_rejects(output: Path, extra: list[Reject] | None = None) -> dict[str
         by_stage.setdefault(r.stage, []).append(r.to_dict())
     rdir = output / "rejects"
     rdir.mkdir(parents=True, exist_ok=True)
-    for old in rdir.glob("*.jsonl"):
-        if old.stem not in by_stage:
-            old.unlink()
+    for old in stale_reject_files(output, keep=set(by_stage)):  # never a file the build did not write
+        old.unlink()
     counts: dict[str, dict[str, int]] = {}
     for stage, recs in sorted(by_stage.items()):
         recs.sort(key=lambda r: (r["item_id"], r["reason"]))
@@ -712,15 +715,18 @@ MapFn = Callable[[Callable[..., dict[str, Any]], list[ShardSpec]], list[dict[str
 
 
 def run_build(cfg: BuildConfig, output: Path, map_shards: MapFn | None = None,
-              log: Callable[[str], None] = lambda m: None) -> dict[str, Any]:
+              log: Callable[[str], None] = lambda m: None, force: bool = False) -> dict[str, Any]:
     """The whole build. ``map_shards(fn, specs)`` runs ``fn(spec)`` for every shard (the flow passes a
-    Prefect-backed one; the default runs them one after another in this process)."""
+    Prefect-backed one; the default runs them one after another in this process). ``force``: build in
+    a non-empty folder that is not a build of ours (see :mod:`wikihow_tiir.build_folder`)."""
     for what, value in (("output", output), ("source.archive", cfg.source.archive)):
         if value is not None and _URL_SCHEME.match(str(value)):
             raise BuildError(f"{what} {str(value)!r} looks like a URL: fsspec/remote locations are not supported "
                              "yet; use a local or mounted filesystem path")
     output = Path(output)
+    check_output_folder(output, force)
     output.mkdir(parents=True, exist_ok=True)
+    claim_output_folder(output)
     if map_shards is None:
         def map_shards(fn, specs):
             return [fn(s) for s in specs]

@@ -11,7 +11,9 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from wikihow_tiir.errors import ConfigError, validation_message
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_ARCHIVE = Path("data/sample/archive")
@@ -19,6 +21,13 @@ DEFAULT_ARCHIVE = Path("data/sample/archive")
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def _check_range(section: BaseModel, low: str, high: str) -> None:
+    """A ``min_x``/``max_x`` pair that cannot both hold would refuse everything, and only after the work."""
+    lo, hi = getattr(section, low), getattr(section, high)
+    if lo is not None and hi is not None and lo > hi:
+        raise ValueError(f"{low} ({lo}) is above {high} ({hi}): nothing could pass")
 
 
 class CrawlConfig(_Section):
@@ -81,14 +90,19 @@ class SourceConfig(_Section):
     archive: Path = DEFAULT_ARCHIVE  # read from (archive) or written to (live)
     crawl: CrawlConfig = Field(default_factory=CrawlConfig)
     vgsi: VgsiConfig = Field(default_factory=VgsiConfig)
-    pages_per_shard: int = 8  # work unit of the parse/segment/image stage
+    pages_per_shard: int = Field(8, ge=1)  # work unit of the parse/segment/image stage
 
 
 class SegmentConfig(_Section):
-    min_images: int = 2
-    max_images: int = 64
+    min_images: int = Field(2, ge=0)
+    max_images: int = Field(64, ge=1)
     include_detail: bool = False  # the paper uses step summaries only
-    detail_max_chars: int = 600
+    detail_max_chars: int = Field(600, ge=1)
+
+    @model_validator(mode="after")
+    def _ranges(self):
+        _check_range(self, "min_images", "max_images")
+        return self
 
 
 class ImageConfig(_Section):
@@ -109,12 +123,12 @@ class BackendConfig(_Section):
     base_url: str | None = None
     model: str | None = None
     api_key_env: str = "OPENAI_API_KEY"
-    temperature: float = 0.0
-    max_tokens: int = 512
-    timeout_s: float = 60.0
-    concurrency: int = 8
-    retries: int = 3
-    backoff_s: float = 1.0  # first retry delay (doubles); a 429's Retry-After takes precedence
+    temperature: float = Field(0.0, ge=0)
+    max_tokens: int = Field(512, ge=1)
+    timeout_s: float = Field(60.0, gt=0)
+    concurrency: int = Field(8, ge=1)
+    retries: int = Field(3, ge=0)
+    backoff_s: float = Field(1.0, ge=0)  # first retry delay (doubles); a 429's Retry-After takes precedence
     json_mode: bool = True  # ask for a JSON object (response_format); off for servers without it
     # how the output schema travels with the request: not at all, OpenAI/vLLM "json_schema",
     # or llama.cpp's {"type": "json_object", "schema": ...} (grammar-constrained decoding)
@@ -131,10 +145,10 @@ class BackendConfig(_Section):
 
 class GenerateConfig(_Section):
     enabled: bool = True
-    queries_per_document: int = 1
-    documents_per_shard: int = 64
-    min_query_images: int = 2
-    max_query_images: int = 4
+    queries_per_document: int = Field(1, ge=1)
+    documents_per_shard: int = Field(64, ge=1)
+    min_query_images: int = Field(2, ge=0)
+    max_query_images: int = Field(4, ge=0)
     caption: BackendConfig = Field(default_factory=BackendConfig)
     write: BackendConfig = Field(default_factory=BackendConfig)
     visualize: BackendConfig = Field(default_factory=BackendConfig)
@@ -143,11 +157,17 @@ class GenerateConfig(_Section):
     # words (each CJK character counts as one) of the generated query text; outside the range it is
     # rejected at generation (paper: ~105 on average). The filter re-checks in MiniLM WordPiece tokens
     # (filter.min_text_tokens / max_text_tokens), which run ~1.3x higher for English.
-    min_text_tokens: int = 20
-    max_text_tokens: int = 300
-    max_copied_share: float = 0.6  # share of the document's step text found verbatim in the query
-    salient_sentences: int = 4  # BM25-salient sentences shown to the visualize stage
-    near_copy_phash_distance: int = 6  # a query image this close to a positive image is refused
+    min_text_tokens: int = Field(20, ge=0)
+    max_text_tokens: int = Field(300, ge=1)
+    max_copied_share: float = Field(0.6, ge=0, le=1)  # share of the document's step text found verbatim in the query
+    salient_sentences: int = Field(4, ge=1)  # BM25-salient sentences shown to the visualize stage
+    near_copy_phash_distance: int = Field(6, ge=0, le=64)  # a query image this close to a positive image is refused
+
+    @model_validator(mode="after")
+    def _ranges(self):
+        _check_range(self, "min_query_images", "max_query_images")
+        _check_range(self, "min_text_tokens", "max_text_tokens")
+        return self
 
 
 class FilterConfig(_Section):
@@ -193,6 +213,12 @@ class FilterConfig(_Section):
     language_min: float = Field(0.5, ge=0, le=1)  # estimated share/probability of the article's language
     llm_judge: BackendConfig | None = None  # off by default
 
+    @model_validator(mode="after")
+    def _ranges(self):
+        _check_range(self, "min_query_images", "max_query_images")
+        _check_range(self, "min_text_tokens", "max_text_tokens")
+        return self
+
 
 class SplitConfig(_Section):
     """Train/test split by article (``wikihow_tiir.split``). The paper has 7,654 test vs 73,084 train
@@ -213,13 +239,13 @@ class DifficultyConfig(_Section):
 
 
 class OutputConfig(_Section):
-    rows_per_file: int = 1000
+    rows_per_file: int = Field(1000, ge=1)
     stand_in_disclosure: bool = True
 
 
 class RunnerConfig(_Section):
     kind: Literal["thread", "dask"] = "thread"
-    workers: int = 2
+    workers: int = Field(2, ge=1)
     dask_address: str | None = None
 
 
@@ -262,11 +288,11 @@ def _deep_update(base: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
 def parse_override(item: str) -> dict[str, Any]:
     """``"filter.relevance_min=0.3"`` -> ``{"filter": {"relevance_min": 0.3}}`` (value parsed as JSON if it can be)."""
     if "=" not in item:
-        raise ValueError(f"override {item!r} is not of the form key.path=value")
+        raise ConfigError(f"override {item!r} is not of the form key.path=value", "bad-override")
     key, raw = item.split("=", 1)
     try:
         value: Any = json.loads(raw)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         value = raw
     out: dict[str, Any] = value
     for part in reversed(key.strip().split(".")):
@@ -274,23 +300,103 @@ def parse_override(item: str) -> dict[str, Any]:
     return out  # type: ignore[return-value]
 
 
+# A real configuration has a few hundred values. YAML aliases let a small file stand for an
+# exponentially large one ("billion laughs": 9 levels of 9 aliases are 387 million strings, which
+# the stages would expand when they hash or dump the settings), so a file is refused when its
+# values, with every alias expanded, are more than this.
+MAX_CONFIG_VALUES = 100_000
+
+
+def _expanded_size(root, limit: int, where: str) -> int:
+    """The number of YAML nodes under ``root`` with every alias expanded, counted on the (shared) node
+    graph without expanding it; stops at ``limit`` and refuses a recursive alias. Iterative: a deep
+    file must not exhaust the Python stack."""
+    import yaml
+
+    def children(node) -> list[Any]:
+        if isinstance(node, yaml.MappingNode):
+            return [n for pair in node.value for n in pair]
+        if isinstance(node, yaml.SequenceNode):
+            return list(node.value)
+        return []
+
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()  # the path from the root to the node being counted
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    while stack:
+        node, finished = stack.pop()
+        key = id(node)
+        if finished:
+            open_nodes.discard(key)
+            sizes[key] = 1 + sum(sizes[id(c)] for c in children(node))
+            if sizes[key] > limit:
+                return sizes[key]
+            continue
+        if key in sizes:
+            continue
+        if key in open_nodes:
+            raise ConfigError(f"{where}: a YAML alias refers to a value that contains it (a recursive alias)",
+                              "recursive-alias")
+        open_nodes.add(key)
+        stack.append((node, True))
+        stack.extend((c, False) for c in children(node) if id(c) not in sizes)
+    return sizes.get(id(root), 0)
+
+
+def _load_yaml(text: str, where: str) -> Any:
+    import yaml
+
+    class BoundedLoader(yaml.SafeLoader):
+        def construct_document(self, node):
+            if _expanded_size(node, MAX_CONFIG_VALUES, where) > MAX_CONFIG_VALUES:
+                raise ConfigError(f"{where}: more than {MAX_CONFIG_VALUES:,} values once its YAML aliases are "
+                                  "expanded (an alias bomb?); write the settings out", "config-too-large")
+            return super().construct_document(node)
+
+    try:
+        return yaml.load(text, Loader=BoundedLoader)  # a SafeLoader: no Python objects
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        context = getattr(exc, "context", None)
+        raise ConfigError(f"{where}: not valid YAML: {context + ', ' if context else ''}{problem}{at}",
+                          "bad-yaml") from None
+
+
 def load_config(path: str | Path | None = None, profile: str = "sample",
                 overrides: list[str] | None = None) -> BuildConfig:
+    """The build configuration; a :class:`ConfigError` (one line) for anything that cannot be used."""
     if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; choose one of {sorted(PROFILES)}")
+        raise ConfigError(f"unknown profile {profile!r}; choose one of {sorted(PROFILES)}", "unknown-profile")
     data: dict[str, Any] = {"profile": profile}
     data = _deep_update(data, PROFILES[profile])
     if path is not None:
-        text = Path(path).read_text(encoding="utf-8")
-        if str(path).endswith((".yaml", ".yml")):
-            import yaml
-
-            loaded = yaml.safe_load(text) or {}
-        else:
-            loaded = json.loads(text)
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: no such config file", "missing-config") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path}: not UTF-8 text", "bad-config-encoding") from None
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot be read ({exc.strerror})", "unreadable-config") from None
+        try:
+            if str(path).endswith((".yaml", ".yml")):
+                loaded = _load_yaml(text, str(path)) or {}
+            else:
+                try:
+                    loaded = json.loads(text)
+                except json.JSONDecodeError as exc:
+                    raise ConfigError(f"{path}: not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})",
+                                      "bad-json") from None
+        except RecursionError:
+            raise ConfigError(f"{path}: nested too deeply", "config-too-deep") from None
         if not isinstance(loaded, dict):
-            raise ValueError(f"{path}: the configuration must be a mapping")
+            raise ConfigError(f"{path}: the configuration must be a mapping", "bad-config")
         data = _deep_update(data, loaded)
     for item in overrides or []:
         data = _deep_update(data, parse_override(item))
-    return BuildConfig.model_validate(data)
+    try:
+        return BuildConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid configuration: {validation_message(exc)}") from exc

@@ -8,9 +8,11 @@ so absolute numbers are comparable between our builds, not exactly with the pape
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
+
+from wikihow_tiir.errors import WikihowTiirError
 
 TOKENIZER_NAME = "all-MiniLM-L6-v2 WordPiece"
 
@@ -60,29 +62,51 @@ def interleaved_row(items: Iterable[tuple[list[str | None], list[Any]]],
 
 
 def dataset_stats(dataset_dir: str | Path) -> dict[str, Any]:
-    """Statistics of a built dataset folder (reads only the text and image-meta columns)."""
-    from wikihow_tiir.publish.parquet import read_rows
+    """Statistics of a built dataset folder (reads only the text and image-meta columns).
 
+    A folder that is not a dataset (no corpus, or Parquet files that are not ours) is a
+    :class:`~wikihow_tiir.errors.WikihowTiirError` naming the folder or file, never a traceback."""
     root = Path(dataset_dir)
     out: dict[str, Any] = {"tokenizer": TOKENIZER_NAME}
+    if not root.is_dir():
+        raise WikihowTiirError(f"{root} is not a folder: give a built dataset folder", "not-a-dataset")
     corpus = sorted((root / "corpus").glob("*.parquet"))
     if not corpus:
-        raise FileNotFoundError(f"{root} has no corpus/*.parquet: is it a built dataset folder?")
-    out["corpus"] = interleaved_row((r["texts"], r["image_meta"]) for r in read_rows(corpus, ["texts", "image_meta"]))
+        raise WikihowTiirError(f"{root} has no corpus/*.parquet: is it a built dataset folder (the --output "
+                               "of `wikihow-tiir build`)?", "not-a-dataset")
+    out["corpus"] = interleaved_row(_rows(corpus, ["texts", "image_meta"]))
     out["queries"] = {}
     for split in ("train", "test"):
         files = sorted((root / "queries").glob(f"{split}-*.parquet"))
         if not files:
             continue
-        rows = list(read_rows(files, ["texts", "image_meta", "positive_id"]))
+        rows = list(_rows(files, ["texts", "image_meta", "positive_id"], pairs=False))
         qrel_files = sorted((root / "qrels").glob(f"{split}-*.parquet"))
         per_query: dict[str, int] = {}
-        for q in read_rows(qrel_files, ["query-id", "score"]):
+        for q in _rows(qrel_files, ["query-id", "score"], pairs=False):
             if q["score"] > 0:
                 per_query[q["query-id"]] = per_query.get(q["query-id"], 0) + 1
         positives = round(sum(per_query.values()) / len(rows), 2) if rows else 0
         out["queries"][split] = interleaved_row(((r["texts"], r["image_meta"]) for r in rows), positives)
     return out
+
+
+def _rows(files: list[Path], columns: list[str], pairs: bool = True) -> Iterator[Any]:
+    """The rows of these files, one at a time; a file that is not Parquet, or lacks these columns, is an
+    expected failure naming it."""
+    import pyarrow as pa
+
+    from wikihow_tiir.publish.parquet import read_rows
+
+    for f in files:
+        try:
+            for r in read_rows([f], columns):
+                yield (r["texts"], r["image_meta"]) if pairs else r
+        except (pa.ArrowException, OSError, KeyError) as exc:
+            problem = (f"has no column {exc}" if isinstance(exc, KeyError)
+                       else "is not a Parquet file of a wikihow-tiir dataset")
+            raise WikihowTiirError(f"{f} {problem}: is {f.parent.parent} a built dataset folder?",
+                                   "not-a-dataset") from exc
 
 
 def render_stats_table(stats: dict[str, Any]) -> str:

@@ -16,10 +16,16 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from wikihow_tiir.filter.checks import SCORE_SETTINGS
 from wikihow_tiir.io import atomic_write_text, read_jsonl
 from wikihow_tiir.model import Document, Query, document_from_row, query_from_row
 from wikihow_tiir.publish.parquet import read_rows_where, read_rows_without
 
+# The settings (FilterConfig names, as in the manifest's filter thresholds) that bound each filter score
+# (a Query.scores key): the plot of a score draws these lines and no others. Named one by one in the
+# filter's check registry (matching a score to settings by its first word drew query_block_size = 1024
+# on query_image_min_distance and nothing on the rank).
+SCORE_THRESHOLDS: dict[str, tuple[str, ...]] = dict(SCORE_SETTINGS)
 GALLERY_PAGE_SIZE = 12
 GALLERY_MAX_PAIRS = 240  # 20 pages
 EXAMPLES_PER_REASON = 5
@@ -133,18 +139,21 @@ def _plots(docs: list[Document], queries: list[Query], thresholds: dict[str, Any
         vals = [q.scores[name] for q in queries if isinstance(q.scores.get(name), (int, float))]
         fig, ax = plt.subplots(figsize=(4.2, 2.8))
         ax.hist(vals, bins=20, color="#7a4f9a")
-        for key, value in thresholds.items():
-            if isinstance(value, (int, float)) and not isinstance(value, bool) and _matches(name, key):
-                ax.axvline(value, color="#c0392b", linestyle="--", label=f"{key} = {value}")
-                ax.legend(fontsize=7)
+        lines = threshold_lines(name, thresholds)
+        for key, value in lines:
+            ax.axvline(value, color="#c0392b", linestyle="--", label=f"{key} = {value}")
+        if lines:
+            ax.legend(fontsize=7)
         ax.set_title(f"filter score: {name}")
         out.append(_svg(fig))
     return out
 
 
-def _matches(score: str, threshold: str) -> bool:
-    s, t = score.lower().replace("-", "_"), threshold.lower()
-    return s.split("_")[0] in t
+def threshold_lines(score: str, thresholds: dict[str, Any]) -> list[tuple[str, float]]:
+    """``(setting, value)`` of the thresholds that bound this filter score (:data:`SCORE_THRESHOLDS`);
+    settings that are off (None) or not numbers are left out, and an unknown score has none."""
+    return [(key, thresholds[key]) for key in SCORE_THRESHOLDS.get(score, ())
+            if isinstance(thresholds.get(key), (int, float)) and not isinstance(thresholds.get(key), bool)]
 
 
 def _load(dataset: Path) -> tuple[list[Document], list[Query]]:
@@ -170,9 +179,13 @@ def _with_images(dataset: Path, docs: list[Document], queries: list[Query]
             [query_from_row(qrows[q.id], q.split) for q in queries if q.id in qrows])
 
 
-def _rejects_section(dataset: Path) -> str:
+def _rejects_section(dataset: Path, stages: list[str] | None) -> str:
+    """The build's reject files: those of the stages the manifest counts (rejects/ may also hold files
+    of the user's, which the build leaves alone), or every .jsonl file there without a manifest count."""
     rows = []
-    for f in sorted((dataset / "rejects").glob("*.jsonl")):
+    files = (sorted(dataset / "rejects" / f"{s}.jsonl" for s in stages) if stages is not None
+             else sorted((dataset / "rejects").glob("*.jsonl")))
+    for f in (f for f in files if f.is_file()):
         by_reason: dict[str, list[str]] = {}
         for r in read_jsonl(f):
             by_reason.setdefault(r["reason"], []).append(r["item_id"])
@@ -181,6 +194,11 @@ def _rejects_section(dataset: Path) -> str:
     if not rows:
         return "<p>Nothing was rejected.</p>"
     return _table(["stage", "reason", "count", "example ids"], rows)
+
+
+def _counted_stages(manifest: dict[str, Any]) -> list[str] | None:
+    counted = manifest.get("rejects")
+    return sorted(counted) if isinstance(counted, dict) else None
 
 
 def _funnel(manifest: dict[str, Any], n_docs: int) -> str:
@@ -296,13 +314,16 @@ def write_report(dataset_dir: str | Path, eval_dir: str | Path | None = None) ->
                 "rendered stand-ins (the real step images were not available offline).</p>")
     flt = manifest.get("filter", {})
     langs = Counter(d.lang for d in docs)
-    thresholds = flt.get("thresholds", {})
+    # the settings, and the whole-set percentile cutoff the filter computed from one of them
+    cutoff = (((flt.get("report") or {}).get("checks") or {}).get("easiness") or {}).get("thresholds", {})
+    thresholds = {**flt.get("thresholds", {}),
+                  "easiness_percentile_cutoff": cutoff.get("easiness_percentile_cutoff")}
     body = [
         f"<section><h2>Statistics</h2>{warn}{_stats_table(manifest.get('statistics', {}))}"
         f"<p>Languages: {_e(', '.join(f'{k}: {v}' for k, v in sorted(langs.items())))}</p></section>",
         f"<section><h2>Funnel</h2>{_funnel(manifest, len(docs))}</section>",
         _difficulty_section(manifest.get("difficulty") or {}),
-        f"<section><h2>Rejections</h2>{_rejects_section(dataset)}</section>",
+        f"<section><h2>Rejections</h2>{_rejects_section(dataset, _counted_stages(manifest))}</section>",
         '<section><h2>Plots</h2><div class="plots">' + "".join(_plots(docs, queries, thresholds)) + "</div></section>",
     ]
     ev = _eval_section(eval_dir)
