@@ -1,14 +1,16 @@
 """Readable text out of wikiHow markup: junk removed, bullets kept, the bold lead split off.
 
-One small recursive renderer is used for every era. It walks children in order (text nodes
-included), skips widgets that would leak into the text (scripts, reference popups, ads, vote
-boxes, media blocks, step numbers), turns nested lists into "- " lines and block elements into
-line breaks, then normalises whitespace line by line.
+One small renderer is used for every era (an explicit stack, not recursion: a page may nest
+thousands of elements). It walks children in order (text nodes included), skips widgets that
+would leak into the text (scripts, reference popups, ads, vote boxes, media blocks, step
+numbers), turns nested lists into "- " lines and block elements into line breaks, then
+normalises whitespace line by line.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 from selectolax.lexbor import LexborNode
 
@@ -66,40 +68,49 @@ def is_junk(node: LexborNode) -> bool:
 
 
 def _render(node: LexborNode, out: list[str], depth: int) -> None:
-    for child in node.iter(include_text=True):
-        _render_child(child, out, depth)
+    _run([(node.iter(include_text=True), depth, False, "")], out)
 
 
 def _render_child(child: LexborNode, out: list[str], depth: int) -> None:
-    tag = child.tag
-    if tag == "-text":
-        out.append(child.text_content or "")
-    elif is_junk(child):
-        return
-    elif tag == "br":
-        out.append("\n")
-    elif tag in _LIST_TAGS:
-        _render_list(child, out, depth)
-    elif tag in _BLOCK_TAGS:
-        out.append("\n")
-        _render(child, out, depth)
-        out.append("\n")
-    else:
-        _render(child, out, depth)
+    _run([(iter((child,)), depth, False, "")], out)
 
 
-def _render_list(node: LexborNode, out: list[str], depth: int) -> None:
-    indent = "  " * depth
-    for li in node.iter():
-        if li.tag in _LIST_TAGS:  # a list directly inside a list (invalid but seen): flatten
-            _render_list(li, out, depth)
+def _run(stack: list[tuple[Iterator[LexborNode], int, bool, str]], out: list[str]) -> None:
+    """Render with an explicit stack, never the Python one: nesting depth is the page's choice.
+
+    A frame is (children still to render, list depth, inside a ul/ol, text to add when done).
+    Inside a list only ``li`` children count (a list directly inside a list, invalid but seen,
+    is flattened); each item starts a "- " line, its content one level deeper.
+    """
+    while stack:
+        children, depth, in_list, tail = stack[-1]
+        child = next(children, None)
+        if child is None:
+            stack.pop()
+            if tail:
+                out.append(tail)
             continue
-        if li.tag != "li" or is_junk(li):
+        tag = child.tag
+        if in_list:
+            if tag in _LIST_TAGS:
+                stack.append((child.iter(), depth, True, ""))
+            elif tag == "li" and not is_junk(child):
+                # \x00 marks the bullet so that line normalisation below can keep its indent
+                out.append(f"\n\x00{'  ' * depth}- ")
+                stack.append((child.iter(include_text=True), depth + 1, False, "\n"))
+        elif tag == "-text":
+            out.append(child.text_content or "")
+        elif is_junk(child):
             continue
-        # \x00 marks the bullet so that line normalisation below can keep its indent
-        out.append(f"\n\x00{indent}- ")
-        _render(li, out, depth + 1)
-        out.append("\n")
+        elif tag == "br":
+            out.append("\n")
+        elif tag in _LIST_TAGS:
+            stack.append((child.iter(), depth, True, ""))
+        elif tag in _BLOCK_TAGS:
+            out.append("\n")
+            stack.append((child.iter(include_text=True), depth, False, "\n"))
+        else:
+            stack.append((child.iter(include_text=True), depth, False, ""))
 
 
 def render_parts(out: list[str]) -> str:
