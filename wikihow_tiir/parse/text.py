@@ -82,35 +82,40 @@ def _run(stack: list[tuple[Iterator[LexborNode], int, bool, str]], out: list[str
     Inside a list only ``li`` children count (a list directly inside a list, invalid but seen,
     is flattened); each item starts a "- " line, its content one level deeper.
     """
+    append, push, junk, lists, blocks = out.append, stack.append, is_junk, _LIST_TAGS, _BLOCK_TAGS  # hot loop
     while stack:
         children, depth, in_list, tail = stack[-1]
-        child = next(children, None)
-        if child is None:
+        for child in children:  # siblings in a row; a child with content of its own is a new frame
+            tag = child.tag
+            if in_list:
+                if tag in lists:
+                    push((child.iter(), depth, True, ""))
+                    break
+                if tag == "li" and not junk(child):
+                    # \x00 marks the bullet so that line normalisation below can keep its indent
+                    append(f"\n\x00{'  ' * depth}- ")
+                    push((child.iter(include_text=True), depth + 1, False, "\n"))
+                    break
+            elif tag == "-text":
+                append(child.text_content or "")
+            elif junk(child):
+                continue
+            elif tag == "br":
+                append("\n")
+            elif tag in lists:
+                push((child.iter(), depth, True, ""))
+                break
+            elif tag in blocks:
+                append("\n")
+                push((child.iter(include_text=True), depth, False, "\n"))
+                break
+            else:
+                push((child.iter(include_text=True), depth, False, ""))
+                break
+        else:  # no children left: this frame is done
             stack.pop()
             if tail:
-                out.append(tail)
-            continue
-        tag = child.tag
-        if in_list:
-            if tag in _LIST_TAGS:
-                stack.append((child.iter(), depth, True, ""))
-            elif tag == "li" and not is_junk(child):
-                # \x00 marks the bullet so that line normalisation below can keep its indent
-                out.append(f"\n\x00{'  ' * depth}- ")
-                stack.append((child.iter(include_text=True), depth + 1, False, "\n"))
-        elif tag == "-text":
-            out.append(child.text_content or "")
-        elif is_junk(child):
-            continue
-        elif tag == "br":
-            out.append("\n")
-        elif tag in _LIST_TAGS:
-            stack.append((child.iter(), depth, True, ""))
-        elif tag in _BLOCK_TAGS:
-            out.append("\n")
-            stack.append((child.iter(include_text=True), depth, False, "\n"))
-        else:
-            stack.append((child.iter(include_text=True), depth, False, ""))
+                append(tail)
 
 
 def render_parts(out: list[str]) -> str:
