@@ -86,6 +86,21 @@ def test_moderate_nesting_is_left_alone():
     assert not any("flattened" in n for n in article.parse_notes)
 
 
+@pytest.mark.parametrize("tag", ["div", "span"])
+def test_deeper_than_pythons_recursion_limit_on_a_small_page_needs_no_flattening(tag):
+    # a page with few tags cannot make lexbor slow, so it is parsed as it is: the renderer and the
+    # walkers use explicit stacks (the recursive renderer hit RecursionError at ~500 levels)
+    n = 2500
+    html = page("grill-zucchini.html").replace(STEP1_TEXT, f"<{tag}>" * n + "deep" + f"</{tag}>" * n
+                                               + " " + STEP1_TEXT, 1)
+    assert html.count("<") < 8192
+    article, seconds = timed_parse(html)
+    assert seconds < 15
+    detail = article.sections[0].steps[0].detail
+    assert detail.startswith("deep") and STEP1_TEXT in detail
+    assert not any("flattened" in n for n in article.parse_notes)
+
+
 def test_deep_lists_keep_their_bullets_up_to_the_limit():
     levels = 700
     nested = "".join(f"<ul><li>level {i}" for i in range(levels)) + "</li></ul>" * levels
