@@ -30,9 +30,10 @@ Why the order below: cheap byte checks first, then Pillow reads only the header 
 bomb, tiny and aspect-ratio refusals cost no pixel decoding), then ``verify()`` and a fresh
 ``load()`` (``verify`` leaves the image unusable, and catches PNG CRC damage; ``load`` catches
 truncation). Pillow does not report libjpeg's recoverable errors (a cut scan is padded with grey), so
-JPEGs are also run through libjpeg-turbo with warnings made fatal (simplejpeg, ``strict``). JPEG
-inputs larger than needed are decoded with ``draft()`` (DCT-domain scaling in libjpeg), which is most
-of the speed on big photos. 16-bit and 32-bit pictures are brought to 8 bits band by band and shrunk
+JPEGs are decoded by libjpeg-turbo with warnings made fatal (simplejpeg, ``strict``), to the same
+pixels Pillow gives (CMYK JPEGs stay with Pillow, after the same check). JPEG inputs larger than
+needed are decoded at a DCT scale (what Pillow's ``draft()`` picks), which is most of the speed on
+big photos. 16-bit and 32-bit pictures are brought to 8 bits band by band and shrunk
 before they are expanded to RGB, so a small file with a large 16-bit canvas costs about one copy of
 its decoded pixels, not ten.
 
@@ -210,29 +211,64 @@ def _jpeg_truncated(data: bytes) -> bool:
     return last_sos < 0 or data.find(b"\xff\xd9", last_sos) < 0
 
 
-def _jpeg_stream_error(data: bytes) -> ImageError | None:
-    """What libjpeg-turbo says about the entropy-coded data when its warnings are errors.
+def _jpeg_warning(exc: ValueError) -> ImageError | bool:
+    """libjpeg-turbo's complaint as our refusal; False: harmless; True: not a warning (an error)."""
+    msg = str(exc).strip()
+    low = msg.lower()
+    if "premature end" in low:
+        return ImageError("truncated", f"the JPEG scan data ends early ({msg})")
+    if "corrupt jpeg data" in low:
+        # extraneous bytes before a marker are common in camera files and cost no pixel
+        return False if "extraneous bytes" in low else ImageError("decode-failed", f"libjpeg-turbo: {msg}")
+    return True
+
+
+def _draft_scale(size: tuple[int, int], target: tuple[int, int]) -> int:
+    """The DCT scale Pillow's ``JpegImageFile.draft`` picks: 8, 4, 2 or 1, never below ``target``."""
+    if size == target:
+        return 1
+    ratio = min(size[0] // target[0], size[1] // target[1])
+    return next(s for s in (8, 4, 2, 1) if ratio >= s)
+
+
+def _decode_jpeg(data: bytes, size: tuple[int, int], target: tuple[int, int]) -> Image.Image | None:
+    """A YCbCr/grey/RGB JPEG decoded by libjpeg-turbo with its warnings made errors (simplejpeg).
 
     Pillow silences libjpeg's warnings, so a JPEG cut inside a scan and given an end marker
-    (``... FF D9``) decodes "fine" with the rest of the picture grey. simplejpeg (libjpeg-turbo's
-    TurboJPEG API) stops at the first warning instead. The check decodes at 1/8 scale (the entropy
-    data is still read in full) and only refuses what damages pixels: extraneous bytes before a
-    marker are common in camera files and harmless, so they pass.
+    (``... FF D9``) decodes "fine" with the rest of the picture grey; TurboJPEG's strict mode stops
+    at the first warning. The DCT scale is the one Pillow's ``draft()`` would pick, and the pixels
+    are the same as Pillow's (both libjpeg-turbo, accurate DCT, fancy upsampling; the tests check
+    it), so this is one decode, not a second one. None: libjpeg-turbo's API refuses the file with
+    an error (not a warning); Pillow decides then.
     """
     import simplejpeg
 
+    s = _draft_scale(size, target)
+    scale = {"min_factor": s, "min_width": -(-size[0] // s), "min_height": -(-size[1] // s)}
     try:
-        colorspace = simplejpeg.decode_jpeg_header(data)[2]
-        simplejpeg.decode_jpeg(data, "CMYK" if colorspace in ("CMYK", "YCCK") else "GRAY", min_factor=8,
-                               strict=True)
+        pixels = simplejpeg.decode_jpeg(data, "RGB", strict=True, **scale)
     except ValueError as exc:
-        msg = str(exc).strip()
-        low = msg.lower()
-        if "premature end" in low:
-            return ImageError("truncated", f"the JPEG scan data ends early ({msg})")
-        if "corrupt jpeg data" in low and "extraneous bytes" not in low:
-            return ImageError("decode-failed", f"libjpeg-turbo: {msg}")
-        # anything else (an unsupported variant libjpeg-turbo's API refuses) is Pillow's call
+        verdict = _jpeg_warning(exc)
+        if isinstance(verdict, ImageError):
+            raise verdict from None
+        if verdict:
+            return None
+        try:
+            pixels = simplejpeg.decode_jpeg(data, "RGB", strict=False, **scale)
+        except ValueError:
+            return None
+    return Image.fromarray(pixels, "RGB")
+
+
+def _jpeg_stream_error(data: bytes) -> ImageError | None:
+    """For JPEGs Pillow decodes itself (CMYK): libjpeg-turbo's warnings, checked at 1/8 scale."""
+    import simplejpeg
+
+    try:
+        simplejpeg.decode_jpeg(data, "CMYK", min_factor=8, strict=True)
+    except ValueError as exc:
+        verdict = _jpeg_warning(exc)
+        return verdict if isinstance(verdict, ImageError) else None
     return None
 
 
@@ -416,17 +452,21 @@ def normalize_image(data: bytes | None, cfg: ImageConfig | None = None) -> Norma
             src_w, src_h = im.size
             frames = int(getattr(im, "n_frames", 1) or 1)
             target = _target_size(src_w, src_h, cfg.max_side)
-            if fmt == "JPEG" and target != (src_w, src_h):
-                im.draft(None, target)  # DCT-domain downscale while decoding (never below target)
-            # load before anything else reads the file: PNG's getexif() loads the pixels itself and a
-            # decode error raised there would be lost (the picture came out black)
-            im.load()
+            rgb = None
+            if fmt == "JPEG" and im.mode in ("RGB", "L"):
+                rgb = _decode_jpeg(data, im.size, target)
+            if rgb is None:
+                if fmt == "JPEG":
+                    stream_error = _jpeg_stream_error(data)
+                    if stream_error is not None:
+                        raise stream_error
+                    if target != (src_w, src_h):
+                        im.draft(None, target)  # DCT-domain downscale while decoding (never below target)
+                # load before anything else reads the file: PNG's getexif() loads the pixels itself
+                # and a decode error raised there would be lost (the picture came out black)
+                im.load()
+                rgb = _to_rgb(im, target)
             orientation = _orientation(im)
-            rgb = _to_rgb(im, target)
-        if fmt == "JPEG":
-            stream_error = _jpeg_stream_error(data)
-            if stream_error is not None:
-                raise stream_error
         return _finish(rgb, cfg, fmt, src_w, src_h, frames, orientation)
     except ImageError:
         raise
@@ -459,8 +499,11 @@ def _finish(rgb: Image.Image, cfg: ImageConfig, fmt: str, src_w: int, src_h: int
     target = _target_size(w, h, cfg.max_side)
     if target != (w, h):
         rgb = rgb.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0)
-    if cfg.blank_max_spread is not None:  # judged on the picture as stored (and cheaper there)
-        spread = max(hi - lo for lo, hi in rgb.getextrema())
+    if cfg.blank_max_spread is not None and _spread(rgb.resize((16, 16), Image.Resampling.NEAREST)) \
+            <= cfg.blank_max_spread:
+        # 256 sampled pixels already differ enough in almost every picture; only the flat-looking
+        # ones get the full scan (getextrema costs ~1 ms at 728 px), on the picture as stored
+        spread = _spread(rgb)
         if spread <= cfg.blank_max_spread:
             raise ImageError("blank-image", f"a single colour: every channel spans {spread} level(s) "
                                             f"<= blank_max_spread {cfg.blank_max_spread}")
@@ -474,6 +517,11 @@ def _finish(rgb: Image.Image, cfg: ImageConfig, fmt: str, src_w: int, src_h: int
         source_format=fmt, source_width=src_w, source_height=src_h, source_frames=frames,
         exif_orientation=orientation if orientation in _TRANSPOSE else 1,
     )
+
+
+def _spread(rgb: Image.Image) -> int:
+    """The widest range of values any channel takes (0 for one flat colour)."""
+    return max(hi - lo for lo, hi in rgb.getextrema())
 
 
 def _check_geometry(size: tuple[int, int], cfg: ImageConfig) -> None:

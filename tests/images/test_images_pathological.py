@@ -254,3 +254,30 @@ def test_details_with_object_reprs_are_scrubbed():
     err = ImageError("decode-failed", f"cannot use {im!r} from {io.BytesIO()!r}")
     assert "0x" not in err.detail and "0x" not in str(err)
     assert "<PIL.Image.Image image mode=RGB size=1x1>" in err.detail and "<_io.BytesIO>" in err.detail
+
+
+# --------------------------------------------------------------------------- one JPEG decode, Pillow's pixels
+
+
+@pytest.mark.parametrize("size", [(728, 546), (2000, 1500), (1457, 1093), (3000, 400), (500, 375)])
+@pytest.mark.parametrize("kw", [{"quality": 90}, {"quality": 75, "progressive": True},
+                                {"quality": 95, "subsampling": 0}, {"quality": 85, "subsampling": 1}, "grey"])
+def test_libjpeg_turbo_decode_gives_the_bytes_pillow_gives(size, kw, monkeypatch):
+    """The strict decoder replaced Pillow's for RGB/grey JPEGs: the stored bytes must not change."""
+    from wikihow_tiir import images
+
+    src = photo(*size, seed=size[0])
+    data = encode(src.convert("L"), "JPEG", quality=88) if kw == "grey" else encode(src, "JPEG", **kw)
+    ours = normalize_image(data)
+    monkeypatch.setattr(images, "_decode_jpeg", lambda *args: None)  # Pillow's draft() + load()
+    pillow = normalize_image(data)
+    assert (ours.data, ours.width, ours.height, ours.phash) == (pillow.data, pillow.width, pillow.height,
+                                                                pillow.phash)
+
+
+def test_cut_cmyk_jpeg_with_an_end_marker_is_truncated_too():
+    src = Image.new("CMYK", (160, 120), (0, 200, 200, 0))
+    ImageDraw.Draw(src).rectangle((20, 20, 90, 90), fill=(200, 0, 0, 40))
+    jpeg = encode(src, "JPEG", quality=92)
+    assert normalize_image(jpeg).width == 160
+    assert reason_of(jpeg[: len(jpeg) * 2 // 3] + b"\xff\xd9") == "truncated"
