@@ -78,6 +78,19 @@ def test_unclosed_tags_in_a_loop_are_bounded_too():
     assert detect_layout(html) == "responsive-2019"
 
 
+@pytest.mark.parametrize("junk", ["<a" * 100_000, "<script" * 50_000, '<div class="x' * 50_000, "<!--" * 50_000])
+def test_tags_without_their_closing_bracket_stay_linear(junk):
+    # the tag scanner once retried up to the next ">" from every "<": quadratic on such junk
+    notes: list[str] = []
+    start = time.perf_counter()
+    bound_nesting(junk, notes)
+    assert time.perf_counter() - start < 15
+    html = page("grill-zucchini.html").replace("</body>", junk + "</body>", 1)
+    article, seconds = timed_parse(html)
+    assert seconds < 15
+    assert [len(s.steps) for s in article.sections] == [6, 7, 4]
+
+
 def test_moderate_nesting_is_left_alone():
     deep = "<span>" * 300 + "three hundred deep" + "</span>" * 300
     html = page("grill-zucchini.html").replace(STEP1_TEXT, deep + " " + STEP1_TEXT, 1)

@@ -271,8 +271,10 @@ MAX_NESTING = 512  # real wikiHow pages nest ~25 elements deep
 _TAG_STEP = np.zeros(256, np.int32)
 _TAG_STEP[list(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")] = 1
 _TAG_STEP[ord("/")] = -1
-_TOKEN = re.compile(r"<!--.*?(?:-->|\Z)|<(script|style|textarea|title|xmp)\b[^>]*>.*?(?:</\1\s*>|\Z)"
-                    r"|<(/?)([A-Za-z][^\s/>]*)([^>]*)>", re.S | re.I)
+# A tag ends at ">" or, unclosed, before the next "<": never scanning on to the next ">" keeps this
+# linear on junk like "<a<a<a..." (a tag without its ">" made the regex retry to the end each time)
+_TOKEN = re.compile(r"<!--.*?(?:-->|\Z)|<(script|style|textarea|title|xmp)\b[^<>]*>.*?(?:</\1\s*>|\Z)"
+                    r"|<(/?)([A-Za-z][^\s/<>]*)([^<>]*)(?:>|(?=<)|\Z)", re.S | re.I)
 _VOID = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
                    "track", "wbr", "param", "keygen", "basefont", "bgsound", "frame", "command", "image"})
 _CLOSES_P = frozenset({"address", "article", "aside", "blockquote", "center", "details", "dialog", "dir", "div",
