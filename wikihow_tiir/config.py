@@ -114,6 +114,9 @@ class ImageConfig(_Section):
     max_pixels: int = Field(40_000_000, ge=1)  # decompression-bomb guard, checked on the header before decoding
     max_bytes: int = Field(16 * 1024 * 1024, ge=1)  # larger bodies: "too-large-bytes"
     jpeg_quality: int = Field(90, ge=1, le=95)  # Pillow advises against > 95
+    # a picture whose every channel spans at most this many levels (0-255) is one flat colour:
+    # "blank-image" (so is a fully transparent one); None keeps flat pictures
+    blank_max_spread: int | None = Field(4, ge=0, le=255)
 
 
 class BackendConfig(_Section):

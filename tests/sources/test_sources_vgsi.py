@@ -46,7 +46,9 @@ HANDWRITTEN = [
 
 
 def png(seed: int) -> bytes:
-    img = Image.new("RGB", (96, 64), ((seed * 37) % 256, (seed * 91) % 256, (seed * 13) % 256))
+    colour = ((seed * 37) % 256, (seed * 91) % 256, (seed * 13) % 256)
+    img = Image.new("RGB", (96, 64), colour)
+    img.paste(tuple((c + 128) % 256 for c in colour), (0, 0, 24, 64))  # flat pictures: "blank-image"
     buf = io.BytesIO()
     img.save(buf, format="PNG")
     return buf.getvalue()
