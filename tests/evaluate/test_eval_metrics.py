@@ -10,7 +10,7 @@ import pytest
 import pytrec_eval
 from ir_measures import RR, R, nDCG
 
-from wikihow_tiir.evaluate.metrics import (
+from wikihow_tiir.retrieval.metrics import (
     MetricsInputError,
     compute_metrics,
     evaluate_run,

@@ -41,10 +41,10 @@ def register(app: typer.Typer) -> None:
             torch.set_num_threads(threads)
         from wikihow_tiir.evaluate.baselines import ModelOptions
         from wikihow_tiir.evaluate.clip import ModelUnavailableError
-        from wikihow_tiir.evaluate.dataset import DatasetError
-        from wikihow_tiir.evaluate.metrics import MetricsInputError
         from wikihow_tiir.evaluate.runner import evaluate_models
         from wikihow_tiir.evaluate.search import EmbeddingError
+        from wikihow_tiir.retrieval.dataset import DatasetError
+        from wikihow_tiir.retrieval.metrics import MetricsInputError
 
         if faiss:  # fail before any model has encoded anything
             try:

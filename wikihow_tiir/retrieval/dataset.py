@@ -1,4 +1,4 @@
-"""Read one split of a dataset for scoring: ours (DESIGN.md §5), a Hub id, or the paper's layout.
+"""Read one split of a dataset for scoring: ours (a build's Parquet configs), a Hub id, or the paper's layout.
 
 Everything that would give a silently wrong number is refused here with the ids named: duplicate
 document or query ids, qrels pointing at documents or queries that do not exist, queries without a
