@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from wikihow_tiir.errors import ConfigError, validation_message
+from wikihow_tiir.errors import ConfigError, RetiredSettingWarning, validation_message
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_ARCHIVE = Path("data/sample/archive")
@@ -239,8 +239,26 @@ class DifficultyConfig(_Section):
 
 
 class OutputConfig(_Section):
-    rows_per_file: int = Field(1000, ge=1)
-    stand_in_disclosure: bool = True
+    rows_per_file: int = Field(1000, ge=1)  # rows per Parquet file of corpus/, queries/ and qrels/
+
+    @model_validator(mode="before")
+    @classmethod
+    def _retired(cls, data: Any) -> Any:
+        # settings of older versions that nothing reads any more: accepted with a message, not an error,
+        # so an old config file (or an old manifest's config) still loads
+        if isinstance(data, dict) and "stand_in_disclosure" in data:
+            import warnings
+
+            data = {k: v for k, v in data.items() if k != "stand_in_disclosure"}
+            warnings.warn(RETIRED_SETTINGS["output.stand_in_disclosure"], RetiredSettingWarning, stacklevel=2)
+        return data
+
+
+RETIRED_SETTINGS = {
+    "output.stand_in_disclosure": "the setting output.stand_in_disclosure is ignored and will be refused in a "
+                                  "later version: nothing read it (stand-in images are always disclosed, in "
+                                  "image_meta.stand_in, the manifest and the card); remove it from your config",
+}
 
 
 class RunnerConfig(_Section):

@@ -70,4 +70,4 @@ def spec_forms() -> list[str]:
     for prefix, module in PROVIDERS.items():
         if prefix not in _FAMILIES:
             importlib.import_module(module)
-    return [f"{f.prefix}:{f.argument}" for f in _FAMILIES.values()]
+    return [f"{f.prefix}:{f.argument}" for _, f in sorted(_FAMILIES.items())]
