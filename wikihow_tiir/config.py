@@ -31,7 +31,7 @@ def _check_range(section: BaseModel, low: str, high: str) -> None:
 
 
 class CrawlConfig(_Section):
-    """Live crawling of wikiHow (issue: acquisition). Used when ``source.kind == "live"``.
+    """Live crawling of wikiHow. Used when ``source.kind == "live"``.
 
     The defaults are the polite ones: 1 request/s per host, robots.txt honoured, opt-out headers
     honoured, only wikiHow's own hosts. A live crawl refuses to start without ``contact``.
@@ -117,7 +117,7 @@ class ImageConfig(_Section):
 
 
 class BackendConfig(_Section):
-    """One generation stage's backend (issue: query generation)."""
+    """One generation stage's backend."""
 
     kind: Literal["offline", "openai"] = "offline"
     base_url: str | None = None
@@ -171,7 +171,7 @@ class GenerateConfig(_Section):
 
 
 class FilterConfig(_Section):
-    """Query filter thresholds (issue 5; ``wikihow_tiir.filter``). Scores are cosines of the shared
+    """Query filter thresholds (``wikihow_tiir.filter``). Scores are cosines of the shared
     all-MiniLM-L6-v2 embeddings unless said otherwise; the calibration notes are in
     ``wikihow_tiir/filter/__init__.py`` (distribution of each score on the bundled build)."""
 
