@@ -95,11 +95,11 @@ def _prefect_map(cfg: BuildConfig, output: Path, show_progress: bool):
     output = Path(output).resolve()
 
     def map_shards(fn, specs: list[build.ShardSpec]) -> list[dict[str, Any]]:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
         if not specs:
             return []
         the_task = _tasks()[specs[0].stage]
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
         futures = [the_task.submit(cfg_json, str(output), s) for s in specs]
         results: list[dict[str, Any] | None] = [None] * len(futures)
         with Progress(TextColumn(f"[bold]{specs[0].stage}[/]"), BarColumn(), MofNCompleteColumn(),
