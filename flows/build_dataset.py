@@ -1,7 +1,9 @@
 """The build as a Prefect flow: one task per shard, the stages themselves live in `wikihow_tiir`.
 
-Runs offline and isolated: the environment defaults below are set before Prefect is imported
-(no telemetry, a private PREFECT_HOME, a generous ephemeral-server start-up timeout).
+Runs offline and isolated: :func:`build_dataset` first sets environment defaults (no telemetry, a
+private PREFECT_HOME, a generous ephemeral-server start-up timeout; see :func:`use_offline_defaults`),
+then imports Prefect, which reads them once. Importing this module changes nothing and loads no
+Prefect: the CLI imports it only to run a build.
 The task runner is a thread pool by default or Dask (`runner.kind = "dask"`): a local cluster of
 `runner.workers` processes, or an existing scheduler at `runner.dask_address`.
 """
@@ -16,8 +18,21 @@ import time
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("DO_NOT_TRACK", "1")
+from wikihow_tiir import build, interrupt
+from wikihow_tiir.config import BuildConfig
+from wikihow_tiir.errors import expected_error_message
+
+# set where unset, before Prefect, Dask or the Hugging Face libraries first load (they read them then)
+OFFLINE_DEFAULTS = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "DO_NOT_TRACK": "1",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+    "PREFECT_LOGGING_LEVEL": "WARNING",
+    "HF_HUB_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+    "DASK_LOGGING__DISTRIBUTED": "warning",  # no per-worker INFO chatter in the build output
+}
 
 
 def _writable_prefect_home() -> str:
@@ -39,35 +54,32 @@ def _writable_prefect_home() -> str:
     raise RuntimeError("no writable folder for Prefect's state: set PREFECT_HOME")
 
 
-if "PREFECT_HOME" not in os.environ:
-    os.environ["PREFECT_HOME"] = _writable_prefect_home()
-os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
-os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")  # no per-worker INFO chatter in the build output
+def use_offline_defaults() -> None:
+    """Set :data:`OFFLINE_DEFAULTS` and PREFECT_HOME where the environment does not (idempotent).
 
-from prefect import flow, task  # noqa: E402
-from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: E402
-
-from wikihow_tiir import build, interrupt  # noqa: E402
-from wikihow_tiir.config import BuildConfig  # noqa: E402
-from wikihow_tiir.errors import expected_error_message  # noqa: E402
+    Called by :func:`build_dataset` before it imports Prefect; a caller that imports Prefect itself
+    earlier calls it first (the benchmarks do)."""
+    if "PREFECT_HOME" not in os.environ:
+        os.environ["PREFECT_HOME"] = _writable_prefect_home()
+    for key, value in OFFLINE_DEFAULTS.items():
+        os.environ.setdefault(key, value)
 
 
-@task(name="corpus-shard", retries=1, retry_delay_seconds=2)
-def corpus_shard(cfg_json: dict[str, Any], output: str, spec: build.ShardSpec) -> dict[str, Any]:
+def _corpus_shard(cfg_json: dict[str, Any], output: str, spec: build.ShardSpec) -> dict[str, Any]:
     return build.run_corpus_shard(BuildConfig.model_validate(cfg_json), Path(output), spec)
 
 
-@task(name="query-shard", retries=1, retry_delay_seconds=2)
-def query_shard(cfg_json: dict[str, Any], output: str, spec: build.ShardSpec) -> dict[str, Any]:
+def _query_shard(cfg_json: dict[str, Any], output: str, spec: build.ShardSpec) -> dict[str, Any]:
     return build.run_query_shard(BuildConfig.model_validate(cfg_json), Path(output), spec)
 
 
-_TASKS = {"corpus": corpus_shard, "queries": query_shard}
+@functools.cache
+def _tasks() -> dict[str, Any]:
+    """The Prefect tasks, made on first use (Prefect loads only when a build runs)."""
+    from prefect import task
+
+    return {"corpus": task(name="corpus-shard", retries=1, retry_delay_seconds=2)(_corpus_shard),
+            "queries": task(name="query-shard", retries=1, retry_delay_seconds=2)(_query_shard)}
 
 
 def _prefect_map(cfg: BuildConfig, output: Path, show_progress: bool):
@@ -83,9 +95,11 @@ def _prefect_map(cfg: BuildConfig, output: Path, show_progress: bool):
     output = Path(output).resolve()
 
     def map_shards(fn, specs: list[build.ShardSpec]) -> list[dict[str, Any]]:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
         if not specs:
             return []
-        the_task = _TASKS[specs[0].stage]
+        the_task = _tasks()[specs[0].stage]
         futures = [the_task.submit(cfg_json, str(output), s) for s in specs]
         results: list[dict[str, Any] | None] = [None] * len(futures)
         with Progress(TextColumn(f"[bold]{specs[0].stage}[/]"), BarColumn(), MofNCompleteColumn(),
@@ -106,6 +120,8 @@ def _prefect_map(cfg: BuildConfig, output: Path, show_progress: bool):
 
 
 def _task_runner(cfg: BuildConfig, api_url: str | None = None):
+    from prefect.task_runners import ThreadPoolTaskRunner
+
     if cfg.runner.kind == "dask":
         from prefect_dask import DaskTaskRunner
 
@@ -210,6 +226,9 @@ def build_dataset(cfg: BuildConfig, output: str | Path, show_progress: bool = Tr
     output = Path(output)
     started = time.perf_counter()
     build.check_output_folder(output, force)  # before Prefect starts: a refused folder costs nothing
+    use_offline_defaults()
+    from prefect import flow
+
     api_url = _start_api_server()
     runner = _task_runner(cfg, api_url)
     _quiet_expected_errors()

@@ -1,9 +1,10 @@
 """The build, stage by stage, as shard-level functions with no orchestration dependency.
 
-`flows/build_dataset.py` runs these functions as Prefect tasks (one task per shard); tests and
-`run_build_inline` call them directly. Every shard function is idempotent: it writes its outputs
-atomically, then a ``.done`` marker holding the fingerprint of its inputs and settings and the size
-and sha256 of each file it wrote, and returns at once when the marker matches and so do the files.
+`flows/build_dataset.py` runs these functions as Prefect tasks (one task per shard); tests call them
+directly, or :func:`run_build` with its default inline map. Every shard function is idempotent: it
+writes its outputs atomically, then a ``.done`` marker holding the fingerprint of its inputs and
+settings and the size and sha256 of each file it wrote, and returns at once when the marker matches
+and so do the files.
 So a killed build, re-run, redoes only the missing (or damaged) shards and ends with the same bytes
 as an uninterrupted one.
 """
@@ -13,7 +14,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import math
 import re
 import subprocess
 from collections import Counter
@@ -55,7 +55,6 @@ from wikihow_tiir.publish.parquet import parquet_bytes, read_rows, write_sharded
 
 # bump when a stage's output for the same inputs changes
 STAGE_VERSIONS = {"corpus": "2", "queries": "2"}  # queries 2: the offline writer v2 reads the writer context
-DATASET_FILES = ("README.md", "manifest.json", "corpus", "queries", "qrels")
 log = logging.getLogger(__name__)
 
 
@@ -355,15 +354,6 @@ def _article_summary(a, page: str) -> dict[str, Any]:
             "sha256": a.sha256, "source": a.source, "parse_notes": a.parse_notes}
 
 
-def iter_work_documents(output: Path, specs: list[ShardSpec]) -> Iterator[Document]:
-    """The documents of the corpus shards, one copy per article (as :func:`finalize_corpus` keeps them)."""
-    keep = _kept_copies(output, specs)[0]
-    for spec in specs:
-        for row in read_rows([work_dir(output, "corpus") / f"{spec.name}.parquet"]):
-            if keep.get(row["article_id"], (spec.index,))[0] == spec.index:
-                yield document_from_row(row)
-
-
 def _kept_copies(output: Path, specs: list[ShardSpec]) -> tuple[dict[str, tuple[int, dict[str, Any]]],
                                                                  list[tuple[dict[str, Any], dict[str, Any]]]]:
     """One article, one copy: of the pages that parsed to the same article id, in any shard, the first
@@ -402,8 +392,7 @@ def _duplicate_reject(dropped: dict[str, Any], kept: dict[str, Any]) -> Reject:
                   {"kept": kept["page"], "article_id": dropped["id"]})
 
 
-def finalize_corpus(cfg: BuildConfig, output: Path, specs: list[ShardSpec],
-                    shard_stats: list[dict[str, Any]]) -> dict[str, Any]:
+def finalize_corpus(cfg: BuildConfig, output: Path, specs: list[ShardSpec]) -> dict[str, Any]:
     """Merge the shards into corpus/corpus-0000i-of-0000N.parquet, one copy per article.
 
     Returns ``documents``, ``files`` and ``rejects``: the corpus shards' rejects, less those of pages
@@ -735,8 +724,8 @@ def run_build(cfg: BuildConfig, output: Path, map_shards: MapFn | None = None,
     plan_rejects: list[Reject] = []
     specs = plan_corpus(cfg, plan_rejects)
     log(f"corpus: {len(specs)} shard(s)")
-    stats = map_shards(functools.partial(run_corpus_shard, cfg, output), specs)
-    corpus_info = finalize_corpus(cfg, output, specs, stats)
+    map_shards(functools.partial(run_corpus_shard, cfg, output), specs)
+    corpus_info = finalize_corpus(cfg, output, specs)
     log(f"corpus: {corpus_info['documents']} documents")
     info: dict[str, Any] = {"sources": source_summary(cfg, output, specs)}
     if crawl_summary:
@@ -816,7 +805,3 @@ def _write_card(output: Path, manifest: dict[str, Any]) -> str | None:
 
     atomic_write_text(Path(output) / "README.md", render_card(manifest))
     return str(Path(output) / "README.md")
-
-
-def n_files(total: int, per_file: int) -> int:
-    return math.ceil(total / per_file) if total else 0

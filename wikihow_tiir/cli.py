@@ -10,9 +10,10 @@ config, a missing input file: :func:`wikihow_tiir.errors.expected_error_message`
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
-import sys
+import warnings
 from pathlib import Path
 
 import click
@@ -24,6 +25,11 @@ class _Commands(TyperGroup):
     """Runs a command; turns an expected failure into one ``error:`` line (exit 2) instead of a traceback."""
 
     def invoke(self, ctx: click.Context):
+        with warnings.catch_warnings():  # restores the hook afterwards (the app may run in-process: tests)
+            warnings.showwarning = functools.partial(_show_warning, warnings.showwarning)
+            return self._invoke(ctx)
+
+    def _invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
@@ -41,6 +47,16 @@ class _Commands(TyperGroup):
                 raise  # a bug (or --debug): the traceback is wanted
             typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
             raise typer.Exit(getattr(exc, "exit_code", 2)) from None
+
+
+def _show_warning(show, message, category, filename, lineno, file=None, line=None) -> None:
+    """A retired setting is one ``warning:`` line; any other warning is shown as Python shows it."""
+    from wikihow_tiir.errors import RetiredSettingWarning
+
+    if issubclass(category, RetiredSettingWarning):
+        typer.secho(f"warning: {message}", fg=typer.colors.YELLOW, err=True)
+    else:
+        show(message, category, filename, lineno, file, line)
 
 
 def _debug(ctx: click.Context) -> bool:
@@ -130,8 +146,7 @@ def build(
         overrides.append("generate.enabled=false")
     try:
         cfg = load_config(config, profile=profile, overrides=overrides)  # a ConfigError is one line
-        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-        from flows.build_dataset import build_dataset
+        from flows.build_dataset import build_dataset  # the `flows` package is installed beside this one
 
         result = build_dataset(cfg, output, force=force)
     except KeyboardInterrupt:

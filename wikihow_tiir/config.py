@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from wikihow_tiir.errors import ConfigError, validation_message
+from wikihow_tiir.errors import ConfigError, RetiredSettingWarning, validation_message
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_ARCHIVE = Path("data/sample/archive")
@@ -31,7 +31,7 @@ def _check_range(section: BaseModel, low: str, high: str) -> None:
 
 
 class CrawlConfig(_Section):
-    """Live crawling of wikiHow (issue: acquisition). Used when ``source.kind == "live"``.
+    """Live crawling of wikiHow. Used when ``source.kind == "live"``.
 
     The defaults are the polite ones: 1 request/s per host, robots.txt honoured, opt-out headers
     honoured, only wikiHow's own hosts. A live crawl refuses to start without ``contact``.
@@ -120,7 +120,7 @@ class ImageConfig(_Section):
 
 
 class BackendConfig(_Section):
-    """One generation stage's backend (issue: query generation)."""
+    """One generation stage's backend."""
 
     kind: Literal["offline", "openai"] = "offline"
     base_url: str | None = None
@@ -174,7 +174,7 @@ class GenerateConfig(_Section):
 
 
 class FilterConfig(_Section):
-    """Query filter thresholds (issue 5; ``wikihow_tiir.filter``). Scores are cosines of the shared
+    """Query filter thresholds (``wikihow_tiir.filter``). Scores are cosines of the shared
     all-MiniLM-L6-v2 embeddings unless said otherwise; the calibration notes are in
     ``wikihow_tiir/filter/__init__.py`` (distribution of each score on the bundled build)."""
 
@@ -242,8 +242,26 @@ class DifficultyConfig(_Section):
 
 
 class OutputConfig(_Section):
-    rows_per_file: int = Field(1000, ge=1)
-    stand_in_disclosure: bool = True
+    rows_per_file: int = Field(1000, ge=1)  # rows per Parquet file of corpus/, queries/ and qrels/
+
+    @model_validator(mode="before")
+    @classmethod
+    def _retired(cls, data: Any) -> Any:
+        # settings of older versions that nothing reads any more: accepted with a message, not an error,
+        # so an old config file (or an old manifest's config) still loads
+        if isinstance(data, dict) and "stand_in_disclosure" in data:
+            import warnings
+
+            data = {k: v for k, v in data.items() if k != "stand_in_disclosure"}
+            warnings.warn(RETIRED_SETTINGS["output.stand_in_disclosure"], RetiredSettingWarning, stacklevel=2)
+        return data
+
+
+RETIRED_SETTINGS = {
+    "output.stand_in_disclosure": "the setting output.stand_in_disclosure is ignored and will be refused in a "
+                                  "later version: nothing read it (stand-in images are always disclosed, in "
+                                  "image_meta.stand_in, the manifest and the card); remove it from your config",
+}
 
 
 class RunnerConfig(_Section):

@@ -50,7 +50,7 @@ PAPER_REFERENCE: dict[str, Any] = {
 
 
 def _split_items(queries: Sequence[Query], corpus: Sequence[Document], name: str):
-    from wikihow_tiir.evaluate.dataset import EvalSplit, Records
+    from wikihow_tiir.retrieval.dataset import EvalSplit, Records
 
     docs = sorted(corpus, key=lambda d: d.id)  # the filter's order: its cached document vectors are reused
     qs = sorted(queries, key=lambda q: q.id)
@@ -76,8 +76,8 @@ def measure_difficulty(splits: Mapping[str, Sequence[Query]], corpus: Sequence[D
     ``splits``: the finished splits (kept queries); scored on ``test`` and on ``all`` kept queries.
     ``cache_dir``: the filter's embedding cache, so the corpus is not encoded a second time.
     """
-    from wikihow_tiir.evaluate.metrics import evaluate_run
     from wikihow_tiir.evaluate.runner import score_model
+    from wikihow_tiir.retrieval.metrics import evaluate_run
 
     groups = {"test": list(splits.get("test", [])), "all": [q for qs in splits.values() for q in qs]}
     out: dict[str, Any] = {"corpus_documents": len(corpus), "models": dict(MODELS), "metrics": list(METRICS),

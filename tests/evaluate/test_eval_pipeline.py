@@ -9,10 +9,10 @@ import pytest
 from eval_synth import make_dataset, make_items, torch_one_thread, write_dataset  # noqa: F401 (autouse)
 from typer.testing import CliRunner
 
-from wikihow_tiir.evaluate.dataset import DatasetError, load_split
-from wikihow_tiir.evaluate.metrics import compute_metrics
 from wikihow_tiir.evaluate.results import read_trec_run
 from wikihow_tiir.evaluate.runner import evaluate_models
+from wikihow_tiir.retrieval.dataset import DatasetError, load_split
+from wikihow_tiir.retrieval.metrics import compute_metrics
 
 BASELINES = ["bm25", "minilm", "fusion-effnet"]
 

@@ -23,9 +23,9 @@ from typing import Literal
 import numpy as np
 
 from wikihow_tiir.evaluate.base import ImageEncoder, PairEncoder, Role, SequenceEncoder, TextEncoder
-from wikihow_tiir.evaluate.dataset import DatasetError, show_ids
 from wikihow_tiir.evaluate.search import EmbeddingError, normalize
 from wikihow_tiir.model import Document, Query
+from wikihow_tiir.retrieval.dataset import DatasetError, show_ids
 
 Item = Document | Query
 Fusion = Literal["sum", "concat", "product"]

@@ -39,12 +39,9 @@ def register(app: typer.Typer) -> None:
             import torch
 
             torch.set_num_threads(threads)
-        from wikihow_tiir.evaluate.baselines import ModelOptions
-        from wikihow_tiir.evaluate.clip import ModelUnavailableError
-        from wikihow_tiir.evaluate.dataset import DatasetError
-        from wikihow_tiir.evaluate.metrics import MetricsInputError
+        from wikihow_tiir.errors import WikihowTiirError
         from wikihow_tiir.evaluate.runner import evaluate_models
-        from wikihow_tiir.evaluate.search import EmbeddingError
+        from wikihow_tiir.retrieval.registry import ModelOptions
 
         if faiss:  # fail before any model has encoded anything
             try:
@@ -59,8 +56,7 @@ def register(app: typer.Typer) -> None:
                                 mme_n=mme_n, device=device)
             summary = evaluate_models(dataset, model, split=split, output=output, layout=layout, k=k,
                                       batch_size=batch_size, options=opts, use_faiss=faiss, mme_sweep=mme_sweep)
-        except (DatasetError, EmbeddingError, MetricsInputError, ModelUnavailableError, ValueError,
-                FileNotFoundError) as exc:
+        except (WikihowTiirError, ValueError, FileNotFoundError) as exc:  # bad data, models, options
             typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
             raise typer.Exit(2) from None
         typer.echo(summary["table"])

@@ -15,11 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
+from wikihow_tiir.errors import WikihowTiirError
 from wikihow_tiir.evaluate.base import Role
 
 
-class ModelUnavailableError(RuntimeError):
+class ModelUnavailableError(WikihowTiirError, RuntimeError):
     """A model whose weights or code cannot be loaded here."""
+
+    reason = "model-unavailable"
 
 
 def _offline() -> bool:

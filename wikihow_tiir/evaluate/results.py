@@ -10,8 +10,8 @@ import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from wikihow_tiir.evaluate.metrics import MAIN_METRIC, PAPER_METRICS, ranked
 from wikihow_tiir.io import atomic_write_text
+from wikihow_tiir.retrieval.metrics import MAIN_METRIC, PAPER_METRICS, ranked
 
 TASK_NAME = "WikiHowTIIR"
 LANGUAGES = ["eng-Latn"]

@@ -25,8 +25,6 @@ import numpy as np
 
 from wikihow_tiir.evaluate.base import ScoringModel
 from wikihow_tiir.evaluate.baselines import ModelOptions, build_model
-from wikihow_tiir.evaluate.dataset import EvalSplit, describe, load_split
-from wikihow_tiir.evaluate.metrics import evaluate_run, metric_names
 from wikihow_tiir.evaluate.results import (
     comparison_table,
     mteb_result,
@@ -36,6 +34,9 @@ from wikihow_tiir.evaluate.results import (
 )
 from wikihow_tiir.evaluate.search import EmbeddingError, TopK, exact_search, normalize, top_k_blocks
 from wikihow_tiir.io import atomic_write_json, atomic_write_text
+from wikihow_tiir.retrieval import registry
+from wikihow_tiir.retrieval.dataset import EvalSplit, describe, load_split
+from wikihow_tiir.retrieval.metrics import evaluate_run, metric_names
 
 log = logging.getLogger(__name__)
 
@@ -165,8 +166,9 @@ def evaluate_models(dataset: str | Path, models: Sequence[str], split: str = "te
 
 
 def _run_sweep(ev: EvalSplit, models: Sequence[str], output: Path) -> dict:
-    from wikihow_tiir.mme import sweep
-
-    checkpoint = next(m[len("mme:"):] for m in models if m.startswith("mme:"))
-    result = sweep(ev.documents.load(), ev.queries.load(), ev.qrels, checkpoint, output / "mme-sweep")
+    found = registry.family(next(m for m in models if m.startswith("mme:")))
+    if found is None or found[0].sweep is None:
+        raise ValueError("--mme-sweep: no registered model family 'mme' with a sweep")
+    family, checkpoint = found
+    result = family.sweep(ev.documents.load(), ev.queries.load(), ev.qrels, checkpoint, output / "mme-sweep")
     return json.loads(json.dumps(result, default=str))

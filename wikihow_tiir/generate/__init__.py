@@ -10,8 +10,24 @@ Backends per stage (``GenerateConfig.<stage>.kind``): ``offline`` (deterministic
 or ``openai`` (any OpenAI-compatible server). See ``pipeline.py`` for the stage contracts.
 """
 
-from wikihow_tiir.generate.pipeline import GenerationResult, generate_queries, merge_stats
-from wikihow_tiir.generate.pool import ImagePool
-from wikihow_tiir.generate.prompts import prompt_manifest
+from __future__ import annotations
 
-__all__ = ["GenerationResult", "ImagePool", "generate_queries", "merge_stats", "prompt_manifest"]
+import importlib
+from typing import Any
+
+# imported on first use: the CLI imports this package at every start, and the pipeline loads openai
+_EXPORTS = {
+    "GenerationResult": "wikihow_tiir.generate.pipeline",
+    "generate_queries": "wikihow_tiir.generate.pipeline",
+    "merge_stats": "wikihow_tiir.generate.pipeline",
+    "ImagePool": "wikihow_tiir.generate.pool",
+    "prompt_manifest": "wikihow_tiir.generate.prompts",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'wikihow_tiir.generate' has no attribute {name!r}")

@@ -183,7 +183,7 @@ def visualize(doc: Document, text: str, captions: Sequence[str], rng: random.Ran
 def render(prompts: Sequence[Sequence[str]], docs: Sequence[Document], pool: ImagePool,
            cfg: GenerateConfig) -> list[list[str] | GenerationError]:
     """Pool keys for each unit's image prompts (one batch for the whole shard), or the error."""
-    from wikihow_tiir.embeddings import encode_texts
+    from wikihow_tiir.encoders.minilm import encode_texts
 
     flat = [text for unit in prompts for text in unit]
     if not flat:

@@ -118,7 +118,7 @@ class ImagePool:
                     if vecs.shape[0] == len(self.images):
                         self._vectors = vecs
                         return vecs
-                from wikihow_tiir.embeddings import encode_texts
+                from wikihow_tiir.encoders.minilm import encode_texts
 
                 self._vectors = encode_texts([im.step_text for im in self.images])
                 if cached is not None:

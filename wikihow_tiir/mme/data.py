@@ -76,7 +76,7 @@ def mine_hard_negatives(data: TrainingData, pool: int = 5, block: int = 1024) ->
     """For each query the ``pool`` top documents of the text baseline (all-MiniLM-L6-v2 on the
     text positions), never a relevant one. Training samples one of them per query and epoch, as
     the paper samples its hard negative at random."""
-    from wikihow_tiir.embeddings import encode_texts
+    from wikihow_tiir.encoders.minilm import encode_texts
 
     doc_ids = list(data.documents)
     d = encode_texts([data.documents[i].content.text for i in doc_ids])

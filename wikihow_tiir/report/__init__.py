@@ -16,16 +16,27 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from wikihow_tiir.filter.checks import SCORE_SETTINGS
 from wikihow_tiir.io import atomic_write_text, read_jsonl
 from wikihow_tiir.model import Document, Query, document_from_row, query_from_row
-from wikihow_tiir.publish.parquet import read_rows_where, read_rows_without
 
-# The settings (FilterConfig names, as in the manifest's filter thresholds) that bound each filter score
-# (a Query.scores key): the plot of a score draws these lines and no others. Named one by one in the
-# filter's check registry (matching a score to settings by its first word drew query_block_size = 1024
-# on query_image_min_distance and nothing on the rank).
-SCORE_THRESHOLDS: dict[str, tuple[str, ...]] = dict(SCORE_SETTINGS)
+
+def score_thresholds() -> dict[str, tuple[str, ...]]:
+    """The settings (FilterConfig names, as in the manifest's filter thresholds) that bound each filter
+    score (a Query.scores key): the plot of a score draws these lines and no others. Named one by one in
+    the filter's check registry (matching a score to settings by its first word drew query_block_size =
+    1024 on query_image_min_distance and nothing on the rank). Read on first use, not on import:
+    importing the filter would cost every CLI start ~0.3 s."""
+    from wikihow_tiir.filter.checks import SCORE_SETTINGS
+
+    return dict(SCORE_SETTINGS)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "SCORE_THRESHOLDS":  # the name this table had as a constant
+        return score_thresholds()
+    raise AttributeError(f"module 'wikihow_tiir.report' has no attribute {name!r}")
+
+
 GALLERY_PAGE_SIZE = 12
 GALLERY_MAX_PAIRS = 240  # 20 pages
 EXAMPLES_PER_REASON = 5
@@ -150,14 +161,16 @@ def _plots(docs: list[Document], queries: list[Query], thresholds: dict[str, Any
 
 
 def threshold_lines(score: str, thresholds: dict[str, Any]) -> list[tuple[str, float]]:
-    """``(setting, value)`` of the thresholds that bound this filter score (:data:`SCORE_THRESHOLDS`);
+    """``(setting, value)`` of the thresholds that bound this filter score (:func:`score_thresholds`);
     settings that are off (None) or not numbers are left out, and an unknown score has none."""
-    return [(key, thresholds[key]) for key in SCORE_THRESHOLDS.get(score, ())
+    return [(key, thresholds[key]) for key in score_thresholds().get(score, ())
             if isinstance(thresholds.get(key), (int, float)) and not isinstance(thresholds.get(key), bool)]
 
 
 def _load(dataset: Path) -> tuple[list[Document], list[Query]]:
     """Every document and query without image bytes (tables and plots need none)."""
+    from wikihow_tiir.publish.parquet import read_rows_without  # pyarrow: not at every CLI start
+
     docs = [document_from_row(r) for r in read_rows_without(sorted((dataset / "corpus").glob("*.parquet")))]
     queries: list[Query] = []
     for split in ("test", "train"):
@@ -169,6 +182,8 @@ def _load(dataset: Path) -> tuple[list[Document], list[Query]]:
 def _with_images(dataset: Path, docs: list[Document], queries: list[Query]
                  ) -> tuple[list[Document], list[Query]]:
     """The gallery's documents and queries again, with their image bytes (a filtered read)."""
+    from wikihow_tiir.publish.parquet import read_rows_where
+
     def rows(config: str, ids: list[str]) -> dict[str, dict[str, Any]]:
         files = sorted((dataset / config).glob("*.parquet"))
         return {r["id"]: r for r in read_rows_where(files, "id", ids)}

@@ -52,6 +52,7 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
 from wikihow_tiir.config import CrawlConfig
+from wikihow_tiir.errors import WikihowTiirError
 from wikihow_tiir.sources.robots import RobotsRules
 
 # Reasons worth another try on a later attempt or a later run; everything else is final.
@@ -69,8 +70,10 @@ _HTML_TAIL = 4096  # the end tag must be in the last 4 KiB (a comment or whitesp
 _DNS_TTL_S = 300.0
 
 
-class CrawlSetupError(ValueError):
+class CrawlSetupError(WikihowTiirError, ValueError):
     """The crawl configuration is not fit for a live crawl (no contact address, bad allowlist ...)."""
+
+    reason = "crawl-setup"
 
 
 def now_iso() -> str:

@@ -1,4 +1,4 @@
-"""Read one split of a dataset for scoring: ours (DESIGN.md §5), a Hub id, or the paper's layout.
+"""Read one split of a dataset for scoring: ours (a build's Parquet configs), a Hub id, or the paper's layout.
 
 Everything that would give a silently wrong number is refused here with the ids named: duplicate
 document or query ids, qrels pointing at documents or queries that do not exist, queries without a
@@ -14,13 +14,16 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from wikihow_tiir.errors import WikihowTiirError
 from wikihow_tiir.model import Document, Qrel, Query, document_from_row, query_from_row
 
 HUB_ID = re.compile(r"^(?P<repo>[A-Za-z0-9][\w.-]*/[\w.-]+)(?:@(?P<rev>[\w./-]+))?$")
 
 
-class DatasetError(ValueError):
+class DatasetError(WikihowTiirError, ValueError):
     """A dataset that cannot be scored as it is; the message names the offending ids or files."""
+
+    reason = "bad-dataset"
 
 
 def show_ids(items: Sequence[str], limit: int = 10) -> str:
