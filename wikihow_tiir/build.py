@@ -523,7 +523,21 @@ def plan_queries(cfg: BuildConfig, output: Path, corpus_root: Path | None = None
 
 @functools.lru_cache(maxsize=4)
 def _hashed_corpus_id(corpus_root: str, marker: str) -> str:
-    return stable_hash("corpus-files", [(f.name, sha256_file(f)) for f in layout.corpus_files(corpus_root)])
+    """A hash of the corpus files' names and sha256: those the folder's manifest lists for them (a
+    published dataset), else read from the files (hashing tens of GB once per process)."""
+    files = layout.corpus_files(corpus_root)
+    try:
+        listed = json.loads(layout.manifest_path(corpus_root).read_text(encoding="utf-8")).get("files") or {}
+    except (OSError, ValueError, AttributeError):
+        listed = {}
+
+    def sha256(f: Path) -> str:
+        entry = listed.get(f.relative_to(corpus_root).as_posix())
+        if isinstance(entry, dict) and entry.get("bytes") == f.stat().st_size and entry.get("sha256"):
+            return str(entry["sha256"])
+        return sha256_file(f)
+
+    return stable_hash("corpus-files", [(f.name, sha256(f)) for f in files])
 
 
 def _corpus_id(output: Path, corpus_root: Path | None) -> str:

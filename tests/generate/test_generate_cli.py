@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import typer
 from generate_docs import doc
 from servers.openai_server import OpenAIServer
@@ -161,3 +162,24 @@ def test_a_damaged_shard_file_is_generated_again(tmp_path, documents):
     res = CliRunner().invoke(_app(), args)
     assert res.exit_code == 0, res.output
     assert shard.read_bytes() == whole and json.loads(res.stdout)["queries"] == 2
+
+
+@pytest.mark.parametrize("manifest", [False, True])
+def test_a_changed_corpus_is_generated_again(tmp_path, documents, manifest):
+    """The shards' fingerprint holds the corpus's identity (the image pool is the whole corpus): the files'
+    sha256, taken from the manifest when it lists them with their size."""
+    from wikihow_tiir.storage import file_entries
+
+    ds = _dataset(tmp_path, documents)
+    if manifest:
+        (ds / "manifest.json").write_text(json.dumps({"files": file_entries(ds)}))
+    args = ["generate", str(ds), "--limit", "1"]
+    assert CliRunner().invoke(_app(), args).exit_code == 0
+    marker = ds / "work" / "generate-cli" / "work" / "queries" / "shard-00000.done"
+    before = marker.read_text()
+    assert CliRunner().invoke(_app(), args).exit_code == 0 and marker.read_text() == before  # same corpus: kept
+    _dataset(tmp_path, documents[:-1])  # one document fewer: another image pool
+    if manifest:
+        (ds / "manifest.json").write_text(json.dumps({"files": file_entries(ds)}))
+    assert CliRunner().invoke(_app(), args).exit_code == 0
+    assert json.loads(marker.read_text())["fingerprint"] != json.loads(before)["fingerprint"]
