@@ -16,15 +16,12 @@ import re
 from pathlib import Path
 from typing import Any
 
+from wikihow_tiir import layout
 from wikihow_tiir.io import atomic_write_json
 
 # written when a build starts, so an interrupted build is recognised as ours before any shard is done
-OWNER_FILE = Path("work") / "wikihow-tiir-build.json"
-BUILD_ENTRIES = ("README.md", "manifest.json", "corpus", "queries", "qrels", "rejects", "report", "work", "eval")
-# the Parquet files the build writes in each data folder (publish.parquet.shard_name)
-_DATA_FILE = {"corpus": re.compile(r"^corpus-\d{5,}-of-\d{5,}\.parquet$"),
-              "queries": re.compile(r"^(train|test)-\d{5,}-of-\d{5,}\.parquet$"),
-              "qrels": re.compile(r"^(train|test)-\d{5,}-of-\d{5,}\.parquet$")}
+OWNER_FILE = layout.OWNER_FILE
+BUILD_ENTRIES = layout.BUILD_ENTRIES
 # rejects/<stage>.jsonl of the stages that reject things (Reject.stage); generate.<step> for the generator
 _REJECT_FILE = re.compile(r"^(parse|segment|images|vgsi|filter|generate\.[a-z][a-z0-9_-]*)\.jsonl$")
 
@@ -37,7 +34,7 @@ def _entries(folder: Path, limit: int = 5) -> str:
 
 def _manifest(folder: Path) -> dict[str, Any] | None:
     try:
-        data = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        data = json.loads(layout.manifest_path(folder).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     if (isinstance(data, dict) and data.get("name") == "wikiHow-TIIR"
@@ -50,7 +47,7 @@ def is_build_folder(folder: Path) -> bool:
     """A build of ours, finished (its manifest) or not (the owner file, or finished work shards)."""
     folder = Path(folder)
     return ((folder / OWNER_FILE).is_file() or _manifest(folder) is not None
-            or any((folder / "work" / "corpus").glob("shard-*.done")))
+            or bool(layout.work_shard_files(folder, "corpus", "done")))
 
 
 def check_output_folder(output: Path, force: bool = False) -> None:
@@ -62,8 +59,9 @@ def check_output_folder(output: Path, force: bool = False) -> None:
         return
     if not output.is_dir():
         raise BuildError(f"the output {output} is a file, not a folder; choose a folder", "output-not-a-folder")
-    foreign = sorted(f"{sub}/{p.name}" for sub, pattern in _DATA_FILE.items() if (output / sub).is_dir()
-                     for p in (output / sub).iterdir() if p.name.endswith(".parquet") and not pattern.match(p.name))
+    foreign = sorted(f"{config}/{p.name}" for config in layout.CONFIGS if layout.config_dir(output, config).is_dir()
+                     for p in layout.config_dir(output, config).iterdir()
+                     if p.name.endswith(".parquet") and not layout.is_own_data_file(config, p.name))
     if foreign:
         more = f" (and {len(foreign) - 3} more)" if len(foreign) > 3 else ""
         raise BuildError(f"{output}: {', '.join(foreign[:3])}{more} was not written by the build, and every "
@@ -89,8 +87,7 @@ def claim_output_folder(output: Path) -> None:
 def stale_reject_files(output: Path, keep: set[str]) -> list[Path]:
     """``rejects/<stage>.jsonl`` files an earlier build wrote that this one has no rejects for: the known
     stage names, and the stages the folder's manifest counted; any other file there is the user's."""
-    rdir = Path(output) / "rejects"
     manifest = _manifest(Path(output)) or {}
     earlier = set(manifest.get("rejects") or {}) if isinstance(manifest.get("rejects"), dict) else set()
-    return sorted(p for p in rdir.glob("*.jsonl")
+    return sorted(p for p in layout.reject_files(output)
                   if p.is_file() and p.stem not in keep and (_REJECT_FILE.match(p.name) or p.stem in earlier))

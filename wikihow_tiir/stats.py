@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from wikihow_tiir import layout
 from wikihow_tiir.errors import WikihowTiirError
 
 TOKENIZER_NAME = "all-MiniLM-L6-v2 WordPiece"
@@ -59,18 +60,18 @@ def dataset_stats(dataset_dir: str | Path) -> dict[str, Any]:
     out: dict[str, Any] = {"tokenizer": TOKENIZER_NAME}
     if not root.is_dir():
         raise WikihowTiirError(f"{root} is not a folder: give a built dataset folder", "not-a-dataset")
-    corpus = sorted((root / "corpus").glob("*.parquet"))
+    corpus = layout.corpus_files(root)
     if not corpus:
         raise WikihowTiirError(f"{root} has no corpus/*.parquet: is it a built dataset folder (the --output "
                                "of `wikihow-tiir build`)?", "not-a-dataset")
     out["corpus"] = interleaved_row(_rows(corpus, ["texts", "image_meta"]))
     out["queries"] = {}
-    for split in ("train", "test"):
-        files = sorted((root / "queries").glob(f"{split}-*.parquet"))
+    for split in layout.QUERY_SPLITS:
+        files = layout.split_files(root, "queries", split)
         if not files:
             continue
         rows = list(_rows(files, ["texts", "image_meta", "positive_id"], pairs=False))
-        qrel_files = sorted((root / "qrels").glob(f"{split}-*.parquet"))
+        qrel_files = layout.split_files(root, "qrels", split)
         per_query: dict[str, int] = {}
         for q in _rows(qrel_files, ["query-id", "score"], pairs=False):
             if q["score"] > 0:
@@ -85,7 +86,7 @@ def _rows(files: list[Path], columns: list[str], pairs: bool = True) -> Iterator
     expected failure naming it."""
     import pyarrow as pa
 
-    from wikihow_tiir.publish.parquet import read_rows
+    from wikihow_tiir.storage import read_rows
 
     for f in files:
         try:

@@ -18,7 +18,7 @@ from wikihow_tiir.model import (
     qrel_to_row,
     query_to_row,
 )
-from wikihow_tiir.publish.parquet import write_sharded
+from wikihow_tiir.storage import write_sharded
 
 TOPICS = [
     ("Grill Zucchini", "slice the zucchini and brush with oil", (200, 40, 40)),

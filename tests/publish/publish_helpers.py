@@ -30,8 +30,7 @@ def make_dataset(root: Path, n_docs: int = 4, variant: str = "a", stand_ins: boo
         query_to_row,
     )
     from wikihow_tiir.publish.card import render_card
-    from wikihow_tiir.publish.manifest import file_entries
-    from wikihow_tiir.publish.parquet import write_sharded
+    from wikihow_tiir.storage import file_entries, write_sharded
 
     docs, queries = [], []
     for i in range(n_docs):
@@ -96,8 +95,7 @@ def rewrite(root: Path, rel: str, config: str, edit) -> None:
     change remains (hashes, sizes and row counts agree again)."""
     from wikihow_tiir.io import atomic_write_json, atomic_write_text
     from wikihow_tiir.publish.card import render_card
-    from wikihow_tiir.publish.manifest import file_entries
-    from wikihow_tiir.publish.parquet import read_rows, write_parquet
+    from wikihow_tiir.storage import file_entries, read_rows, write_parquet
 
     rows = list(read_rows([root / rel]))
     edit(rows)

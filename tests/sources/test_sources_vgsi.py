@@ -198,7 +198,7 @@ def test_a_broken_record_is_rejected_and_the_vgsi_build_goes_on(tmp_path):
     are built; each corpus shard reads only its own records (by byte offset)."""
     from wikihow_tiir.build import run_build
     from wikihow_tiir.io import read_jsonl
-    from wikihow_tiir.publish.parquet import read_rows
+    from wikihow_tiir.storage import read_rows
 
     vgsi = write_vgsi(tmp_path, HANDWRITTEN, as_zip=True)
     lines = vgsi.text_file.read_text(encoding="utf-8").splitlines(keepends=True)

@@ -14,11 +14,10 @@ from typing import Any
 
 import yaml
 
+from wikihow_tiir.layout import CONFIGS, SPLITS, split_of, split_pattern
 from wikihow_tiir.model import TEXT_LICENSE, TEXT_LICENSE_URL
-from wikihow_tiir.publish.manifest import CONFIGS, split_of
 
 HUB_LICENSE_ID = "cc-by-nc-sa-3.0"
-DEFAULT_SPLITS = {"corpus": ["corpus"], "queries": ["train", "test"], "qrels": ["train", "test"]}
 GENERATION_FACTS = re.compile(r"(^|\.)(kind|backend|model|sha256|seed)$")
 FILTER_FACTS = re.compile(r"^(thresholds\.|rejections|rejected|generated$|kept$)")
 PAPER_STATS = {  # Table "statistics" of arXiv 2502.12799 / the vec-ai/wikiHow-TIIR README
@@ -54,7 +53,7 @@ def _splits(manifest: dict[str, Any]) -> dict[str, dict[str, int]]:
         if config in out:
             out[config][split] = out[config].get(split, 0) + int((entry or {}).get("rows") or 0)
     if not any(out.values()):  # no file list: declare the standard layout without counts
-        return {c: dict.fromkeys(DEFAULT_SPLITS[c], -1) for c in CONFIGS}
+        return {c: dict.fromkeys(SPLITS[c], -1) for c in CONFIGS}
     return out
 
 
@@ -81,7 +80,7 @@ def card_metadata(manifest: dict[str, Any]) -> dict[str, Any]:
             continue
         configs.append({
             "config_name": config,
-            "data_files": [{"split": s, "path": f"{config}/{s}-*.parquet"} for s in names],
+            "data_files": [{"split": s, "path": split_pattern(config, s)} for s in names],
             **({"default": True} if config == "corpus" else {}),
         })
         split_dict = SplitDict()

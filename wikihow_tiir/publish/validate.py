@@ -25,11 +25,12 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
+from wikihow_tiir import layout
 from wikihow_tiir.io import sha256_file
+from wikihow_tiir.layout import CONFIGS, data_files
 from wikihow_tiir.publish.card import HUB_LICENSE_ID, parse_card
-from wikihow_tiir.publish.manifest import CONFIGS, data_files, split_of
+from wikihow_tiir.storage import read_table, row_count
 
 MAX_LISTED = 10  # per kind of problem, so a broken build gives a readable list
 
@@ -41,7 +42,7 @@ def _limited(problems: list[str], found: list[str], what: str) -> None:
 
 
 def _check_card(root: Path, splits_on_disk: dict[str, set[str]]) -> list[str]:
-    path = root / "README.md"
+    path = layout.card_path(root)
     if not path.is_file():
         return ["README.md (the dataset card) is missing"]
     try:
@@ -85,7 +86,7 @@ def _check_card(root: Path, splits_on_disk: dict[str, set[str]]) -> list[str]:
 
 
 def _check_manifest(root: Path) -> tuple[list[str], dict[str, Any] | None]:
-    path = root / "manifest.json"
+    path = layout.manifest_path(root)
     if not path.is_file():
         return ["manifest.json is missing"], None
     try:
@@ -111,7 +112,7 @@ def _check_manifest(root: Path) -> tuple[list[str], dict[str, Any] | None]:
         if sha256_file(p) != entry.get("sha256"):
             problems.append(f"{rel}: sha256 differs from manifest.json (file changed after the build?)")
         try:
-            rows = pq.ParquetFile(p).metadata.num_rows
+            rows = row_count(p)
         except Exception as exc:
             problems.append(f"{rel}: not a readable Parquet file ({exc})")
             continue
@@ -121,9 +122,7 @@ def _check_manifest(root: Path) -> tuple[list[str], dict[str, Any] | None]:
 
 
 def _read(root: Path, config: str, split: str, columns: list[str] | None = None) -> pa.Table:
-    files = sorted((root / config).glob(f"{split}-*.parquet"))
-    tables = [pq.read_table(f, columns=columns) for f in files]
-    return pa.concat_tables(tables) if tables else pa.table({})
+    return read_table(layout.split_files(root, config, split), columns)
 
 
 # C0 and C1 control characters (and DEL) except tab and newline: they never belong in wikiHow text and
@@ -322,10 +321,7 @@ def validate_dataset(dataset_dir: Path, check_load: bool = True) -> list[str]:
     root = Path(dataset_dir)
     if not root.is_dir():
         return [f"{root}: not a folder"]
-    splits: dict[str, set[str]] = {}
-    for rel in data_files(root):
-        config, split = split_of(rel.as_posix())
-        splits.setdefault(config, set()).add(split)
+    splits = layout.splits_on_disk(root)
     problems: list[str] = []
     for config in CONFIGS:
         if not splits.get(config):

@@ -16,6 +16,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from wikihow_tiir import layout
 from wikihow_tiir.io import atomic_write_text, read_jsonl
 from wikihow_tiir.model import Document, Query, document_from_row, query_from_row
 
@@ -169,12 +170,12 @@ def threshold_lines(score: str, thresholds: dict[str, Any]) -> list[tuple[str, f
 
 def _load(dataset: Path) -> tuple[list[Document], list[Query]]:
     """Every document and query without image bytes (tables and plots need none)."""
-    from wikihow_tiir.publish.parquet import read_rows_without  # pyarrow: not at every CLI start
+    from wikihow_tiir.storage import read_rows_without  # pyarrow: not at every CLI start
 
-    docs = [document_from_row(r) for r in read_rows_without(sorted((dataset / "corpus").glob("*.parquet")))]
+    docs = [document_from_row(r) for r in read_rows_without(layout.corpus_files(dataset))]
     queries: list[Query] = []
     for split in ("test", "train"):
-        files = sorted((dataset / "queries").glob(f"{split}-*.parquet"))
+        files = layout.split_files(dataset, "queries", split)
         queries += [query_from_row(r, split) for r in read_rows_without(files)]
     return docs, queries
 
@@ -182,11 +183,10 @@ def _load(dataset: Path) -> tuple[list[Document], list[Query]]:
 def _with_images(dataset: Path, docs: list[Document], queries: list[Query]
                  ) -> tuple[list[Document], list[Query]]:
     """The gallery's documents and queries again, with their image bytes (a filtered read)."""
-    from wikihow_tiir.publish.parquet import read_rows_where
+    from wikihow_tiir.storage import read_rows_where
 
     def rows(config: str, ids: list[str]) -> dict[str, dict[str, Any]]:
-        files = sorted((dataset / config).glob("*.parquet"))
-        return {r["id"]: r for r in read_rows_where(files, "id", ids)}
+        return {r["id"]: r for r in read_rows_where(layout.config_files(dataset, config), "id", ids)}
 
     drows = rows("corpus", [d.id for d in docs])
     qrows = rows("queries", [q.id for q in queries])
@@ -198,8 +198,8 @@ def _rejects_section(dataset: Path, stages: list[str] | None) -> str:
     """The build's reject files: those of the stages the manifest counts (rejects/ may also hold files
     of the user's, which the build leaves alone), or every .jsonl file there without a manifest count."""
     rows = []
-    files = (sorted(dataset / "rejects" / f"{s}.jsonl" for s in stages) if stages is not None
-             else sorted((dataset / "rejects").glob("*.jsonl")))
+    files = (sorted(layout.reject_file(dataset, s) for s in stages) if stages is not None
+             else layout.reject_files(dataset))
     for f in (f for f in files if f.is_file()):
         by_reason: dict[str, list[str]] = {}
         for r in read_jsonl(f):
@@ -300,15 +300,15 @@ def write_report(dataset_dir: str | Path, eval_dir: str | Path | None = None) ->
 
     ``eval_dir``: the output folder of `wikihow-tiir evaluate` to show (default ``DATASET/eval``)."""
     dataset = Path(dataset_dir)
-    eval_dir = Path(eval_dir) if eval_dir is not None else dataset / "eval"
-    if not eval_dir.is_dir() and eval_dir != dataset / "eval":
+    eval_dir = Path(eval_dir) if eval_dir is not None else layout.eval_dir(dataset)
+    if not eval_dir.is_dir() and eval_dir != layout.eval_dir(dataset):
         raise FileNotFoundError(f"evaluation folder {eval_dir} does not exist")
-    manifest_path = dataset / "manifest.json"
+    manifest_path = layout.manifest_path(dataset)
     if not manifest_path.is_file():
         raise FileNotFoundError(f"{dataset} has no manifest.json: is it a built dataset folder?")
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     docs, queries = _load(dataset)
-    out = dataset / "report"
+    out = layout.report_dir(dataset)
     out.mkdir(parents=True, exist_ok=True)
     # the gallery: test queries first, then train, by id; at most GALLERY_MAX_PAIRS of them, so the
     # report of a paper-scale build stays a few MB and only their pictures are read
@@ -320,7 +320,7 @@ def write_report(dataset_dir: str | Path, eval_dir: str | Path | None = None) ->
     shown = len(g_queries) if queries else len(g_docs)
     total = len(queries) if queries else len(docs)
     nav = '<nav class="pages">Gallery pages: ' + " ".join(
-        f'<a href="{"index.html" if i == 0 else f"gallery-{i + 1:03d}.html"}">{i + 1}</a>'
+        f'<a href="{layout.report_page_name(i + 1)}">{i + 1}</a>'
         for i in range(len(pages))) + "</nav>"
     stand_in = manifest.get("stand_in_images", {})
     warn = ""
@@ -352,11 +352,11 @@ def write_report(dataset_dir: str | Path, eval_dir: str | Path | None = None) ->
     sub = (f"{len(docs)} documents · {len(queries)} queries · source: "
            f"{manifest.get('sources', {}).get('kind', '?')} · wikihow-tiir "
            f"{manifest.get('created_by', {}).get('version', '?')}")
-    index = out / "index.html"
+    index = layout.report_index(dataset)
     atomic_write_text(index, _page(title, sub, "".join(body) + gallery_head + pages[0] + "</section>", search=True))
-    for old in out.glob("gallery-*.html"):
+    for old in layout.report_gallery_pages(dataset):
         old.unlink()
     for i, chunk in enumerate(pages[1:], start=2):
-        atomic_write_text(out / f"gallery-{i:03d}.html",
+        atomic_write_text(out / layout.report_page_name(i),
                           _page(title, f"gallery page {i}", gallery_head + chunk + "</section>", search=True))
     return index
