@@ -22,18 +22,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from wikihow_tiir import __version__
+from wikihow_tiir import __version__, resume
 from wikihow_tiir.build_folder import check_output_folder, claim_output_folder, stale_reject_files
 from wikihow_tiir.config import BuildConfig
 from wikihow_tiir.errors import WikihowTiirError
 from wikihow_tiir.io import (
-    atomic_write_bytes,
     atomic_write_json,
     atomic_write_text,
     dumps,
     read_jsonl,
-    sha256_bytes,
-    sha256_file,
     stable_hash,
     write_jsonl,
 )
@@ -83,64 +80,8 @@ def work_dir(output: Path, stage: str) -> Path:
     return Path(output) / "work" / stage
 
 
-def _marker(output: Path, spec: ShardSpec) -> Path:
-    return work_dir(output, spec.stage) / f"{spec.name}.done"
-
-
-def _done(output: Path, spec: ShardSpec, fingerprint: str) -> dict[str, Any] | None:
-    """The stats of a finished shard, or None when it must be (re)built: no marker, another
-    fingerprint, or a file the marker vouches for that is no longer what the shard wrote (cut,
-    rewritten, deleted). Only this shard's own files are hashed, so resuming stays cheap."""
-    m = _marker(output, spec)
-    if not m.is_file():
-        return None
-    try:
-        data = json.loads(m.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return None
-    if not isinstance(data, dict) or data.get("fingerprint") != fingerprint:
-        return None
-    files = data.get("files")
-    if not isinstance(files, dict) or not files:  # a marker of an older build vouches for nothing
-        return None
-    for name, want in files.items():
-        problem = _file_problem(m.parent / name, want)
-        if problem:
-            log.warning("%s/%s: %s; rebuilding the shard", spec.stage, spec.name, problem)
-            return None
-    return data.get("stats", {})
-
-
-def _file_problem(path: Path, want: Any) -> str | None:
-    """Why ``path`` is not the file a marker recorded (size first: a cut file costs no hashing)."""
-    if not isinstance(want, dict):
-        return f"{path.name}: no size and sha256 in the marker"
-    try:
-        size = path.stat().st_size
-    except OSError:
-        return f"{path.name} is missing"
-    if size != want.get("bytes"):
-        return f"{path.name} has {size} bytes, the shard wrote {want.get('bytes')}"
-    if sha256_file(path) != want.get("sha256"):
-        return f"{path.name} does not match the sha256 the shard wrote"
-    return None
-
-
-def _write_shard_file(path: Path, data: bytes) -> dict[str, Any]:
-    """Write one file of a shard atomically; returns what its marker records about it."""
-    atomic_write_bytes(path, data)
-    return {"bytes": len(data), "sha256": sha256_bytes(data)}
-
-
 def _jsonl_bytes(records: Iterable[Any]) -> bytes:
     return "".join(dumps(r) + "\n" for r in records).encode("utf-8")
-
-
-def _finish(output: Path, spec: ShardSpec, fingerprint: str, stats: dict[str, Any],
-            files: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Write the marker last: it vouches for the fingerprint and for each file the shard wrote."""
-    atomic_write_json(_marker(output, spec), {"fingerprint": fingerprint, "stats": stats, "files": files})
-    return stats
 
 
 def git_commit() -> str | None:
@@ -257,7 +198,7 @@ def run_corpus_shard(cfg: BuildConfig, output: Path, spec: ShardSpec) -> dict[st
 
     output = Path(output)
     fp = corpus_fingerprint(cfg, spec)
-    if (stats := _done(output, spec, fp)) is not None:
+    if (stats := resume.done(work_dir(output, spec.stage), spec.name, fp)) is not None:
         return stats
     if cfg.source.kind == "vgsi":
         from wikihow_tiir.sources.vgsi import read_vgsi_articles
@@ -285,15 +226,15 @@ def run_corpus_shard(cfg: BuildConfig, output: Path, spec: ShardSpec) -> dict[st
     page_rejects = ({"page": p, "reject": r.to_dict()} for p, r in zip(shard.reject_pages, shard.rejects, strict=True))
     articles = (_article_summary(a, p) for p, a in zip(shard.article_pages, shard.articles, strict=True))
     files = {
-        f"{spec.name}.parquet": _write_shard_file(wd / f"{spec.name}.parquet", parquet_bytes(
+        f"{spec.name}.parquet": resume.write_file(wd / f"{spec.name}.parquet", parquet_bytes(
             [document_to_row(d) for d in shard.documents], "corpus")),
-        f"{spec.name}.page-rejects.jsonl": _write_shard_file(wd / f"{spec.name}.page-rejects.jsonl",
+        f"{spec.name}.page-rejects.jsonl": resume.write_file(wd / f"{spec.name}.page-rejects.jsonl",
                                                              _jsonl_bytes(page_rejects)),
-        f"{spec.name}.articles.jsonl": _write_shard_file(wd / f"{spec.name}.articles.jsonl", _jsonl_bytes(articles)),
-        f"{spec.name}.context.parquet": _write_shard_file(wd / f"{spec.name}.context.parquet",
+        f"{spec.name}.articles.jsonl": resume.write_file(wd / f"{spec.name}.articles.jsonl", _jsonl_bytes(articles)),
+        f"{spec.name}.context.parquet": resume.write_file(wd / f"{spec.name}.context.parquet",
                                                           _contexts_bytes(shard.contexts, shard.documents)),
     }
-    return _finish(output, spec, fp, shard.stats, files)
+    return resume.finish(wd, spec.name, fp, shard.stats, files)
 
 
 _CONTEXT_FILE = "context.parquet"  # work/corpus/: the writer context of the kept documents
@@ -442,7 +383,7 @@ def finalize_corpus(cfg: BuildConfig, output: Path, specs: list[ShardSpec],
     _merge_contexts(wd, specs, kept)
     # the corpus's identity for the query shards' fingerprints: its shards' fingerprints (inputs and
     # settings), so no query shard has to hash the corpus files (tens of GB at the paper's scale)
-    shard_fps = [json.loads(_marker(output, s).read_text(encoding="utf-8"))["fingerprint"] for s in specs]
+    shard_fps = [resume.read_marker(wd, s.name)["fingerprint"] for s in specs]
     atomic_write_text(_corpus_id_file(output), stable_hash("corpus", shard_fps) + "\n")
     return {"documents": total, "files": [p.name for p in paths], "rejects": rejects}
 
@@ -533,7 +474,7 @@ def run_query_shard(cfg: BuildConfig, output: Path, spec: ShardSpec) -> dict[str
 
     output = Path(output)
     fp = queries_fingerprint(cfg, output, spec)
-    if (stats := _done(output, spec, fp)) is not None:
+    if (stats := resume.done(work_dir(output, spec.stage), spec.name, fp)) is not None:
         return stats
     docs = read_documents(output, list(spec.keys))
     result = generate_queries(docs, _image_pool(str(output), _corpus_marker(_corpus_files(output))), cfg.generate,
@@ -541,15 +482,15 @@ def run_query_shard(cfg: BuildConfig, output: Path, spec: ShardSpec) -> dict[str
                               contexts=read_contexts(output, list(spec.keys)))
     wd = work_dir(output, "queries")
     files = {
-        f"{spec.name}.parquet": _write_shard_file(wd / f"{spec.name}.parquet",
+        f"{spec.name}.parquet": resume.write_file(wd / f"{spec.name}.parquet",
                                                   parquet_bytes([query_to_row(q) for q in result.queries], "queries")),
-        f"{spec.name}.rejects.jsonl": _write_shard_file(wd / f"{spec.name}.rejects.jsonl",
+        f"{spec.name}.rejects.jsonl": resume.write_file(wd / f"{spec.name}.rejects.jsonl",
                                                         _jsonl_bytes(r.to_dict() for r in result.rejects)),
     }
     stats = {"documents": len(docs), "queries": len(result.queries),
              "rejects": dict(Counter(f"{r.stage}:{r.reason}" for r in result.rejects)),
              "generation": result.stats}
-    return _finish(output, spec, fp, stats, files)
+    return resume.finish(wd, spec.name, fp, stats, files)
 
 
 def _query_rows_with_images(queries: list[Query], shard_files: list[Path], chunk: int) -> Iterator[dict[str, Any]]:

@@ -15,7 +15,8 @@ from generate_docs import doc, remote_config
 from servers.openai_server import OpenAIServer
 
 from wikihow_tiir.generate import ImagePool, generate_queries
-from wikihow_tiir.generate.remote import MAX_RETRY_AFTER_S, retry_after_s
+from wikihow_tiir.llm.retry import MAX_RETRY_AFTER_S
+from wikihow_tiir.retry_after import retry_after_s
 from wikihow_tiir.io import read_jsonl
 
 
@@ -139,10 +140,7 @@ def test_persistent_429s_give_up_after_a_bounded_wait_and_a_bad_retry_after_does
     ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0), ("Wed, 21 Oct 2015 07:28:00", 0.0), ("", None),
 ])
 def test_retry_after_values(value, expected):
-    class Response:
-        headers = {"retry-after": value}
-
-    assert retry_after_s(Response()) == expected
+    assert retry_after_s(value, cap=MAX_RETRY_AFTER_S) == expected
 
 
 # --------------------------------------------------------------------------- resume state
@@ -156,36 +154,36 @@ def test_a_damaged_stage_record_is_recomputed_never_trusted(server, documents, p
     n = len(server.requests)
     write = tmp_path / "write" / "s0.jsonl"
     good = write.read_bytes()
-    marker = json.loads((tmp_path / "write" / "s0.done").read_text())
-    assert marker["records"] == 3 and len(marker["sha256"]) == 64
+    marker = json.loads((tmp_path / "write" / "s0.done").read_text())  # the build's marker format
+    assert marker["stats"]["records"] == 3 and marker["files"]["s0.jsonl"]["bytes"] == len(good)
 
     def damage_and_rerun(path, data):
         path.write_bytes(data)
         caplog.clear()
-        with caplog.at_level(logging.WARNING, logger="wikihow_tiir.generate.pipeline"):
+        with caplog.at_level(logging.WARNING):
             again = generate_queries(docs, pool, cfg, seed=3, work_dir=tmp_path, shard_id="s0")
         assert _texts(again) == _texts(first)
         assert len(server.requests) == n, "recomputed from the request cache"
         return caplog.text
 
-    assert "recomputing" in damage_and_rerun(write, good[: len(good) // 2])  # truncated
-    assert "recomputing" in damage_and_rerun(write, b"\x00\xff garbage \x00" * 10)  # garbage
+    assert "rebuilding" in damage_and_rerun(write, good[: len(good) // 2])  # truncated
+    assert "rebuilding" in damage_and_rerun(write, b"\x00\xff garbage \x00" * 10)  # garbage
     # valid JSON lines, but not what the marker vouches for: never silently used
     altered = good.replace(b"I have been trying", b"I have been TAMPERING")
     assert altered != good
-    assert "recomputing" in damage_and_rerun(write, altered)
+    assert "rebuilding" in damage_and_rerun(write, altered)
     assert write.read_bytes() == good
     # the same lines and a forged count: the sha256 still says no
     vis = tmp_path / "visualize" / "s0.jsonl"
     lines = vis.read_bytes().splitlines(keepends=True)
-    assert "recomputing" in damage_and_rerun(vis, b"".join(lines[:2]))
+    assert "rebuilding" in damage_and_rerun(vis, b"".join(lines[:2]))
     # a rendered picture the records name is gone
     blob = next((tmp_path / "render" / "blobs").glob("*.jpg"))
     blob.unlink()
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="wikihow_tiir.generate.pipeline"):
+    with caplog.at_level(logging.WARNING):
         again = generate_queries(docs, pool, cfg, seed=3, work_dir=tmp_path, shard_id="s0")
-    assert "rendered image" in caplog.text and blob.exists()
+    assert f"{blob.name} is missing" in caplog.text and blob.exists()
     assert [q.content.images for q in again.queries] == [q.content.images for q in first.queries]
     assert not again.rejects
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import threading
 
-from wikihow_tiir.generate.cache import RequestCache, request_key
-from wikihow_tiir.generate.prompts import as_data, load_prompt
-from wikihow_tiir.generate.remote import Invalid, parse_json_object, retry_after_s
+from wikihow_tiir.llm.cache import RequestCache, request_key
+from wikihow_tiir.llm.prompts import as_data, load_prompt
+from wikihow_tiir.llm.errors import Invalid
+from wikihow_tiir.llm.responses import parse_json_object
+from wikihow_tiir.llm.retry import MAX_RETRY_AFTER_S, rate_limit_pause_s
 from wikihow_tiir.generate.text import bm25_salience, copied_share, count_tokens, split_sentences
 
 
@@ -51,15 +53,12 @@ def test_answers_are_parsed_strictly_with_reasons():
             raise AssertionError(f"{bad!r} was accepted")
 
 
-def test_retry_after_reads_seconds_and_dates():
-    class R:
-        def __init__(self, value):
-            self.headers = {"retry-after": value}
-
-    assert retry_after_s(R("3")) == 3.0
-    assert retry_after_s(R("Wed, 21 Oct 2015 07:28:00 GMT")) == 0.0  # in the past: go now
-    assert retry_after_s(R("99999")) == 120.0  # capped
-    assert retry_after_s(type("N", (), {"headers": {}})()) is None
+def test_a_429_pause_is_the_servers_retry_after_capped_else_our_backoff():
+    assert rate_limit_pause_s("3", 1.0, 0) == 3.0
+    assert rate_limit_pause_s("Wed, 21 Oct 2015 07:28:00 GMT", 1.0, 0) == 0.05  # in the past: the least pause
+    assert rate_limit_pause_s("99999", 1.0, 0) == MAX_RETRY_AFTER_S  # capped
+    assert rate_limit_pause_s(None, 1.0, 2) == 4.0  # no header: backoff doubling from backoff_s
+    assert rate_limit_pause_s("0", 1.0, 3) == 0.05 * 2 ** 3  # "Retry-After: 0" again and again: not hammered
 
 
 def test_request_cache_is_shared_by_threads_and_keyed_by_everything(tmp_path):
