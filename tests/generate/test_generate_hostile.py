@@ -15,9 +15,9 @@ from generate_docs import doc, remote_config
 from servers.openai_server import OpenAIServer
 
 from wikihow_tiir.generate import ImagePool, generate_queries
+from wikihow_tiir.io import read_jsonl
 from wikihow_tiir.llm.retry import MAX_RETRY_AFTER_S
 from wikihow_tiir.retry_after import retry_after_s
-from wikihow_tiir.io import read_jsonl
 
 
 @pytest.fixture
@@ -51,6 +51,8 @@ def test_malformed_replies_are_retried_then_rejected_for_that_item_only(server, 
         "capcut": ("[[caption:cut-json]]", "not valid JSON"),
         "vishtml": ("[[visualize:html]]", "HTML"),
         "rendutf": ("[[render:non-utf8]]", "not UTF-8"),
+        "deep": ("[[write:deep-json]]", "nested too deeply"),  # json.loads' RecursionError: no crash
+        "deeponce": ("[[write:deep-json-once]]", None),
     }
     docs = [doc(name, marker) for name, (marker, _) in cases.items()]
     pool = ImagePool.from_documents([*docs, *documents])
@@ -234,11 +236,14 @@ def test_a_damaged_request_cache_is_set_aside_and_rebuilt(server, documents, poo
 
 
 def test_content_rejects_keep_the_models_answer_in_the_records(server, documents, tmp_path):
-    docs = [doc("short", "[[write:echo-key-answer]]"), doc("copy", "[[write:copy]]")]
+    docs = [doc("short", "[[write:echo-key-answer]]"), doc("copy", "[[write:copy]]"), doc("deep", "[[write:deep-answer]]")]
     pool = ImagePool.from_documents([*docs, *documents])
     cfg = remote_config(server, stages=("write", "visualize"))
     result = generate_queries(docs, pool, cfg, seed=1, work_dir=tmp_path, shard_id="s")
     _, rejected = _by_article(result)
+    # an answer nesting JSON deeper than Python's parser recurses is refused like any invalid JSON
+    assert rejected["deep"].reason == "invalid-json" and "too deeply" in rejected["deep"].detail
+    assert rejected["deep"].extra["answer"].startswith('{"query": [[[')
     assert rejected["short"].reason == "text-too-short"
     assert json.loads(rejected["short"].extra["answer"])["query"].startswith("my key is Bearer ")
     assert rejected["copy"].reason == "copies-document" and "Soak the sponge" in rejected["copy"].extra["answer"]

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import threading
 
+from wikihow_tiir.generate.text import bm25_salience, copied_share, count_tokens, split_sentences
 from wikihow_tiir.llm.cache import RequestCache, request_key
-from wikihow_tiir.llm.prompts import as_data, load_prompt
 from wikihow_tiir.llm.errors import Invalid
+from wikihow_tiir.llm.prompts import as_data, load_prompt
 from wikihow_tiir.llm.responses import parse_json_object
 from wikihow_tiir.llm.retry import MAX_RETRY_AFTER_S, rate_limit_pause_s
-from wikihow_tiir.generate.text import bm25_salience, copied_share, count_tokens, split_sentences
 
 
 def test_sentences_and_tokens_work_for_english_and_japanese():
