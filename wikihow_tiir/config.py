@@ -119,7 +119,7 @@ class ImageConfig(_Section):
 
 
 class BackendConfig(_Section):
-    """One generation stage's backend (issue: query generation)."""
+    """One generation stage's backend, or the filter's LLM judge (``wikihow_tiir.llm``)."""
 
     kind: Literal["offline", "openai"] = "offline"
     base_url: str | None = None
@@ -143,6 +143,12 @@ class BackendConfig(_Section):
     max_response_mb: float = Field(32.0, gt=0)  # the most of an HTTP body read (an image is a few MB)
     # the most one request waits for 429 pauses in all before its item is rejected as rate-limited
     rate_limit_max_wait_s: float = Field(300.0, ge=0)
+
+    @model_validator(mode="after")
+    def _endpoint(self):
+        if self.kind == "openai" and (not self.base_url or not self.model):  # refused before any work
+            raise ValueError("the openai backend needs base_url and model")
+        return self
 
 
 # generate's length limits count words, not the filter's WordPiece tokens: renamed in 0.2, the old
