@@ -201,7 +201,7 @@ def test_a_damaged_request_cache_is_set_aside_and_rebuilt(server, documents, poo
         work.mkdir()
         setup(work / "cache.sqlite")
         caplog.clear()
-        with caplog.at_level(logging.WARNING, logger="wikihow_tiir.generate.cache"):
+        with caplog.at_level(logging.WARNING, logger="wikihow_tiir.llm.cache"):
             result = generate_queries(docs, pool, cfg, seed=4, work_dir=work, shard_id="s0")
         assert _texts(result) == _texts(first) and not result.rejects
         assert [q.content.images for q in result.queries] == [q.content.images for q in first.queries]
