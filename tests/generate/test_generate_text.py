@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
+from wikihow_tiir.errors import expected_error_message
 from wikihow_tiir.generate.text import bm25_salience, copied_share, count_tokens, split_sentences
 from wikihow_tiir.llm.cache import RequestCache, request_key
 from wikihow_tiir.llm.errors import Invalid
-from wikihow_tiir.llm.prompts import as_data, load_prompt
+from wikihow_tiir.llm.prompts import PromptError, as_data, load_prompt
 from wikihow_tiir.llm.responses import parse_json_object
 from wikihow_tiir.llm.retry import MAX_RETRY_AFTER_S, rate_limit_pause_s
 
@@ -80,3 +83,18 @@ def test_request_cache_is_shared_by_threads_and_keyed_by_everything(tmp_path):
     assert len(cache) == 40 and cache.get(keys[7]) == {"content": keys[7]} and cache.get("missing") is None
     cache.close()
     assert RequestCache(tmp_path / "cache.sqlite").get(keys[3]) == {"content": keys[3]}  # persisted
+
+
+@pytest.mark.parametrize("text, expected", [
+    (None, "not found"),
+    (b"name: write\nversion: 2\nsystem: [unclosed\n", "not valid YAML"),
+    (b"\xff\xfe not text", "not UTF-8 text"),
+    (b"name: write\nversion: one\n", "name/version inside the file do not match"),
+    (b"- a list\n", "name/version inside the file do not match"),
+])
+def test_a_broken_prompt_template_is_one_clear_error(tmp_path, text, expected):
+    if text is not None:
+        (tmp_path / "write.v2.yaml").write_bytes(text)
+    with pytest.raises(PromptError, match=expected) as info:
+        load_prompt("write", 2, directory=tmp_path)
+    assert expected in expected_error_message(info.value)  # the CLI's one `error:` line, no traceback
