@@ -40,31 +40,39 @@ def _texts(result):
 
 
 def test_malformed_replies_are_retried_then_rejected_for_that_item_only(server, documents, tmp_path):
-    cases = {
+    bad = "bad-response"
+    cases = {  # article -> (fault marker, None when it recovers, else (reject reason, words of its detail))
         "ok": ("", None),
-        "nonutf": ("[[write:non-utf8]]", "not UTF-8"),
-        "cut": ("[[write:cut-json]]", "not valid JSON"),
-        "html": ("[[write:html]]", "HTML"),
+        "nonutf": ("[[write:non-utf8]]", (bad, "not UTF-8")),
+        "cut": ("[[write:cut-json]]", (bad, "not valid JSON")),
+        "html": ("[[write:html]]", (bad, "HTML")),
         "nonutfonce": ("[[write:non-utf8-once]]", None),
         "cutonce": ("[[write:cut-json-once]]", None),
         "htmlonce": ("[[write:html-once]]", None),
-        "capcut": ("[[caption:cut-json]]", "not valid JSON"),
-        "vishtml": ("[[visualize:html]]", "HTML"),
-        "rendutf": ("[[render:non-utf8]]", "not UTF-8"),
-        "deep": ("[[write:deep-json]]", "nested too deeply"),  # json.loads' RecursionError: no crash
+        "capcut": ("[[caption:cut-json]]", (bad, "not valid JSON")),
+        "vishtml": ("[[visualize:html]]", (bad, "HTML")),
+        "rendutf": ("[[render:non-utf8]]", (bad, "not UTF-8")),
+        "deep": ("[[write:deep-json]]", (bad, "nested too deeply")),  # json.loads' RecursionError: no crash
         "deeponce": ("[[write:deep-json-once]]", None),
+        # the HTTP library's own errors while the body is read (not wrapped by the openai client)
+        "gzip": ("[[write:bad-gzip]]", (bad, "could not be decoded")),
+        "gziponce": ("[[write:bad-gzip-once]]", None),
+        "stall": ("[[write:stall-body]]", ("timeout", "no answer within 0.5 s")),
+        "stallonce": ("[[write:stall-body-once]]", None),
+        "cutbody": ("[[write:cut-body]]", ("connection-error", "RemoteProtocolError")),
+        "cutbodyonce": ("[[write:cut-body-once]]", None),
     }
     docs = [doc(name, marker) for name, (marker, _) in cases.items()]
     pool = ImagePool.from_documents([*docs, *documents])
     cfg = remote_config(server, retries=2)
     result = generate_queries(docs, pool, cfg, seed=1, work_dir=tmp_path, shard_id="bad")
     kept, rejected = _by_article(result)
-    for name, (_, detail) in cases.items():
-        if detail is None:
+    for name, (_, expected) in cases.items():
+        if expected is None:
             assert name in kept, f"{name}: {rejected.get(name)}"
         else:
             r = rejected[name]
-            assert r.reason == "bad-response" and detail in r.detail, r
+            assert r.reason == expected[0] and expected[1] in r.detail, r
             assert not re.search(r"0x[0-9a-f]{6,}", r.detail)  # no memory addresses
     assert len(kept) + len(rejected) == len(cases)
     # each malformed item was asked retries + 1 times, then given up

@@ -19,12 +19,12 @@ rejects, records or the cache.
 from __future__ import annotations
 
 import base64
+import importlib
 import os
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import httpx
 import openai
 from pydantic import BaseModel, ValidationError
 
@@ -46,6 +46,28 @@ from wikihow_tiir.llm.usage import RunCounters, Usage
 from wikihow_tiir.redact import redact, redact_tokens, register_secret
 
 T = TypeVar("T", bound=BaseModel)
+
+
+def _transports() -> list[Any]:
+    """The HTTP libraries the ``openai`` package may stream with (1.x: httpx, 3.x: httpx2). While a
+    body is read their own errors reach us unwrapped, so each is caught by its base classes."""
+    found = []
+    for name in ("httpx", "httpx2"):
+        try:
+            found.append(importlib.import_module(name))
+        except ImportError:
+            continue
+    return found
+
+
+_HTTP = _transports()
+_TIMEOUT_ERRORS = tuple(m.TimeoutException for m in _HTTP)
+_DECODING_ERRORS = tuple(m.DecodingError for m in _HTTP)
+_TRANSPORT_ERRORS = tuple(m.TransportError for m in _HTTP)
+
+
+class _BodyTimeout(Exception):
+    """The body did not arrive within ``timeout_s`` (a server trickling bytes)."""
 
 
 def _said(exc: BaseException, limit: int) -> str:
@@ -102,7 +124,7 @@ class LLMClient:
                                           f"{self.cfg.max_response_mb:g} MB (max_response_mb)")
                 chunks.append(chunk)
                 if time.monotonic() > deadline:
-                    raise httpx.ReadTimeout("the body did not arrive within the timeout")
+                    raise _BodyTimeout("the body did not arrive within the timeout")
             data = body_json(b"".join(chunks), http.headers.get("content-type", ""))
         return chat_answer(data) if kind == "chat" else images_answer(data)
 
@@ -132,12 +154,14 @@ class LLMClient:
                 self.gate.pause(pause)
                 self.counters.bump("retries")
                 continue
-            except (openai.APITimeoutError, httpx.TimeoutException) as exc:
+            except (openai.APITimeoutError, _BodyTimeout, *_TIMEOUT_ERRORS) as exc:
                 last = GenerationError("timeout", f"no answer within {self.cfg.timeout_s} s ({_said(exc, 160)})")
-            except (openai.APIConnectionError, httpx.TransportError) as exc:
+            except (openai.APIConnectionError, *_TRANSPORT_ERRORS) as exc:
                 last = GenerationError("connection-error", f"{type(exc).__name__}: {_said(exc, 160)}")
             except BadResponse as exc:
                 last = GenerationError("bad-response", _said(exc, 200))
+            except _DECODING_ERRORS as exc:  # e.g. "Content-Encoding: gzip" on a body that is not
+                last = GenerationError("bad-response", f"the body could not be decoded ({_said(exc, 160)})")
             except openai.APIStatusError as exc:
                 code = exc.status_code
                 if code == 400 and "response_format" in payload and "response_format" in str(exc):
