@@ -22,17 +22,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from wikihow_tiir import __version__, layout
+from wikihow_tiir import __version__, layout, resume
 from wikihow_tiir.build_folder import check_output_folder, claim_output_folder, stale_reject_files
 from wikihow_tiir.config import BuildConfig
 from wikihow_tiir.errors import WikihowTiirError
 from wikihow_tiir.io import (
-    atomic_write_bytes,
     atomic_write_json,
     atomic_write_text,
     dumps,
     read_jsonl,
-    sha256_bytes,
     sha256_file,
     stable_hash,
     write_jsonl,
@@ -90,52 +88,12 @@ class BuildError(WikihowTiirError, RuntimeError):
 
 
 def _marker(output: Path, spec: ShardSpec) -> Path:
-    return work_dir(output, spec.stage) / f"{spec.name}.done"
+    return layout.shard_file(output, spec.stage, spec.name, "done")
 
 
 def _done(output: Path, spec: ShardSpec, fingerprint: str) -> dict[str, Any] | None:
-    """The stats of a finished shard, or None when it must be (re)built: no marker, another
-    fingerprint, or a file the marker vouches for that is no longer what the shard wrote (cut,
-    rewritten, deleted). Only this shard's own files are hashed, so resuming stays cheap."""
-    m = _marker(output, spec)
-    if not m.is_file():
-        return None
-    try:
-        data = json.loads(m.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return None
-    if not isinstance(data, dict) or data.get("fingerprint") != fingerprint:
-        return None
-    files = data.get("files")
-    if not isinstance(files, dict) or not files:  # a marker of an older build vouches for nothing
-        return None
-    for name, want in files.items():
-        problem = _file_problem(m.parent / name, want)
-        if problem:
-            log.warning("%s/%s: %s; rebuilding the shard", spec.stage, spec.name, problem)
-            return None
-    return data.get("stats", {})
-
-
-def _file_problem(path: Path, want: Any) -> str | None:
-    """Why ``path`` is not the file a marker recorded (size first: a cut file costs no hashing)."""
-    if not isinstance(want, dict):
-        return f"{path.name}: no size and sha256 in the marker"
-    try:
-        size = path.stat().st_size
-    except OSError:
-        return f"{path.name} is missing"
-    if size != want.get("bytes"):
-        return f"{path.name} has {size} bytes, the shard wrote {want.get('bytes')}"
-    if sha256_file(path) != want.get("sha256"):
-        return f"{path.name} does not match the sha256 the shard wrote"
-    return None
-
-
-def _write_shard_file(path: Path, data: bytes) -> dict[str, Any]:
-    """Write one file of a shard atomically; returns what its marker records about it."""
-    atomic_write_bytes(path, data)
-    return {"bytes": len(data), "sha256": sha256_bytes(data)}
+    """The stats of a finished shard, or None when it must be (re)built (``resume.done``)."""
+    return resume.done(layout.work_dir(output, spec.stage), spec.name, fingerprint)
 
 
 def _jsonl_bytes(records: Iterable[Any]) -> bytes:
@@ -144,9 +102,8 @@ def _jsonl_bytes(records: Iterable[Any]) -> bytes:
 
 def _finish(output: Path, spec: ShardSpec, fingerprint: str, stats: dict[str, Any],
             files: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Write the marker last: it vouches for the fingerprint and for each file the shard wrote."""
-    atomic_write_json(_marker(output, spec), {"fingerprint": fingerprint, "stats": stats, "files": files})
-    return stats
+    """Write the marker last (``resume.finish``): it vouches for the fingerprint and each file."""
+    return resume.finish(layout.work_dir(output, spec.stage), spec.name, fingerprint, stats, files)
 
 
 def git_commit() -> str | None:
@@ -304,7 +261,7 @@ def _write_shard_files(output: Path, spec: ShardSpec, contents: dict[str, bytes]
     files = {}
     for kind, data in contents.items():
         path = layout.shard_file(output, spec.stage, spec.name, kind)
-        files[path.name] = _write_shard_file(path, data)
+        files[path.name] = resume.write_file(path, data)
     return files
 
 

@@ -8,6 +8,7 @@ the ones after it. Load order: profile defaults < YAML/JSON file < ``--set key.p
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any, Literal
 
@@ -17,6 +18,7 @@ from wikihow_tiir.errors import ConfigError, RetiredSettingWarning, validation_m
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_ARCHIVE = Path("data/sample/archive")
+log = logging.getLogger(__name__)
 
 
 class _Section(BaseModel):
@@ -120,7 +122,7 @@ class ImageConfig(_Section):
 
 
 class BackendConfig(_Section):
-    """One generation stage's backend."""
+    """One generation stage's backend, or the filter's LLM judge (``wikihow_tiir.llm``)."""
 
     kind: Literal["offline", "openai"] = "offline"
     base_url: str | None = None
@@ -145,6 +147,34 @@ class BackendConfig(_Section):
     # the most one request waits for 429 pauses in all before its item is rejected as rate-limited
     rate_limit_max_wait_s: float = Field(300.0, ge=0)
 
+    @model_validator(mode="after")
+    def _endpoint(self):
+        if self.kind == "openai" and (not self.base_url or not self.model):  # refused before any work
+            raise ValueError("the openai backend needs base_url and model")
+        return self
+
+
+# generate's length limits count words, not the filter's WordPiece tokens: renamed in 0.2, the old
+# names are still read (with a warning) so existing config files keep working
+_GENERATE_RENAMED = {"min_text_tokens": "min_text_words", "max_text_tokens": "max_text_words"}
+
+
+def _renamed_settings(data: Any, section: str, renamed: dict[str, str]) -> Any:
+    """``data`` with deprecated setting names replaced by their new ones (a warning for each); both
+    names at once is refused, since it is unclear which one is meant."""
+    if not isinstance(data, dict) or not any(old in data for old in renamed):
+        return data
+    data = dict(data)
+    for old, new in renamed.items():
+        if old not in data:
+            continue
+        if new in data:
+            raise ValueError(f"{old} and {new} are both set; {old} is the old name of {new}: keep only {new}")
+        log.warning("%s.%s is deprecated: it is now called %s.%s (same value, same unit); rename it in "
+                    "your configuration", section, old, section, new)
+        data[new] = data.pop(old)
+    return data
+
 
 class GenerateConfig(_Section):
     enabled: bool = True
@@ -157,19 +187,24 @@ class GenerateConfig(_Section):
     visualize: BackendConfig = Field(default_factory=BackendConfig)
     render: BackendConfig = Field(default_factory=BackendConfig)
     cache: bool = True  # SQLite request cache under the build's work folder
-    # words (each CJK character counts as one) of the generated query text; outside the range it is
-    # rejected at generation (paper: ~105 on average). The filter re-checks in MiniLM WordPiece tokens
-    # (filter.min_text_tokens / max_text_tokens), which run ~1.3x higher for English.
-    min_text_tokens: int = Field(20, ge=0)
-    max_text_tokens: int = Field(300, ge=1)
+    # WORDS (each CJK character counts as one; wikihow_tiir.tokens.count_tokens) of the generated query
+    # text; outside the range it is rejected at generation (paper: ~105 on average). The filter re-checks
+    # in MiniLM WordPiece TOKENS (filter.min_text_tokens / max_text_tokens), ~1.3x more for English.
+    min_text_words: int = Field(20, ge=0)
+    max_text_words: int = Field(300, ge=1)
     max_copied_share: float = Field(0.6, ge=0, le=1)  # share of the document's step text found verbatim in the query
     salient_sentences: int = Field(4, ge=1)  # BM25-salient sentences shown to the visualize stage
     near_copy_phash_distance: int = Field(6, ge=0, le=64)  # a query image this close to a positive image is refused
 
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        return _renamed_settings(data, "generate", _GENERATE_RENAMED)
+
     @model_validator(mode="after")
     def _ranges(self):
         _check_range(self, "min_query_images", "max_query_images")
-        _check_range(self, "min_text_tokens", "max_text_tokens")
+        _check_range(self, "min_text_words", "max_text_words")
         return self
 
 

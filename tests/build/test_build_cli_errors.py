@@ -19,6 +19,7 @@ from cli_helpers import REPO, assert_one_error_line, bomb_yaml, command, env, ru
     (["--set", "segment.min_images=5", "--set", "segment.max_images=3"],
      ["segment: min_images (5) is above max_images (3)"]),
     (["--set", "generate.min_query_images=6"], ["generate: min_query_images (6) is above max_query_images (4)"]),
+    (["--set", "generate.write.kind=openai"], ["generate.write: the openai backend needs base_url and model"]),
     (["--set", "filter.min_query_images=6"], ["filter: min_query_images (6) is above max_query_images (4)"]),
     (["--set", "segmnt.min_images=2"], ["segmnt: Extra inputs are not permitted"]),
     (["--set", "no-equals-sign"], ["is not of the form key.path=value"]),
