@@ -10,6 +10,8 @@
                               L2-normalized, concatenated (vector fusion; 384 + 1280 dims)
 ``clip:NAME``                 a CLIP-style two-tower model by vector fusion (see ``clip.py``)
 ``mme:PATH``                  an MME checkpoint (``wikihow_tiir.mme``), at ``--mme-n``
+``gme:`` ``e5v:`` ``st:``     the paper's baselines with their exact inputs and the adaptations
+``jina-clip:``                of Table 3 (``families/``, ``--adapt``)
 ============================  ===============================================================
 
 MiniLM + EfficientNet by sum or product is impossible (384 vs 1280 dims), hence concatenation.
@@ -25,7 +27,13 @@ from pathlib import Path
 
 import numpy as np
 
-from wikihow_tiir.evaluate.adapters import TextOnly, TextWithCaptions, TextWithImagePrompts, VectorFusion
+from wikihow_tiir.evaluate.adapters import (
+    TextOnly,
+    TextWithCaptions,
+    TextWithImagePrompts,
+    VectorFusion,
+    newline_text,
+)
 from wikihow_tiir.evaluate.base import Role
 from wikihow_tiir.model import Document, Query
 
@@ -110,12 +118,19 @@ class BM25:
 class ModelOptions:
     """Settings of ``--model`` specs that need them."""
 
-    fusion: str = "sum"  # clip:* (the paper's CLIP rows fuse by vector; sum is addNorm)
-    fusion_norm: str = "before"
-    fusion_images: str = "mean"
+    fusion: str = "NAddNorm"  # vector fusion: gen_embeddings_clip.py's --it_type names (adapters.FUSIONS)
+    fusion_images: str = "mean"  # several images: mean of per-image unit vectors | one merged image
     captions: Mapping[str, str] | None = None
     mme_n: int | None = None  # None: MME's default (the paper's N = 3)
     device: str = "cpu"
+    dtype: str = "auto"  # families: the paper's dtype on CUDA, float32 on CPU
+    batch_size: int = 32  # families: items per forward pass
+    max_length: int | None = None  # st: the paper's --maxtoken; gme: 1800 unless set
+    query_prefix: str | None = None  # st: override the paper's query instruction
+    document_prefix: str | None = None
+    trust_remote_code: bool = False  # st: models whose code ships with the weights (GTE-large-v1.5 ...)
+    adapt: str | None = None  # families: --adapt (None: the family's default)
+    screenshot_font: Path | None = None  # --adapt screenshot: a font with the items' script
 
 
 def build_model(spec: str, options: ModelOptions | None = None):
@@ -130,16 +145,15 @@ def build_model(spec: str, options: ModelOptions | None = None):
     if spec == "minilm-captions":
         return TextWithCaptions(MiniLMText(), captions=opt.captions, name="minilm-captions")
     if spec == "fusion-effnet":
-        return VectorFusion(MiniLMText(), EffNetImages(), fusion="concat", norm="before", images="mean",
-                            name="fusion-effnet")
-    if spec.startswith("clip:"):
-        from wikihow_tiir.evaluate.clip import load_clip
+        return VectorFusion(MiniLMText(), EffNetImages(), fusion="NCNorm", images="mean", name="fusion-effnet",
+                            joiner=newline_text)
+    from wikihow_tiir.evaluate.families import assemble, family_of, load_family
 
-        towers = load_clip(spec[len("clip:"):], device=opt.device)
-        return VectorFusion(towers.text, towers.image, fusion=opt.fusion, norm=opt.fusion_norm,
-                            images=opt.fusion_images, name=spec)
+    if family_of(spec):
+        return assemble(load_family(spec, opt), opt.adapt, opt, name=spec)
     if spec.startswith("mme:"):
         from wikihow_tiir.mme import load_retrieval_model
 
         return load_retrieval_model(spec[len("mme:"):], n=opt.mme_n)
-    raise ValueError(f"unknown model {spec!r}; choose {', '.join(BASELINES)}, clip:NAME or mme:PATH")
+    raise ValueError(f"unknown model {spec!r}; choose {', '.join(BASELINES)}, mme:PATH, or a family "
+                     f"gme:ID, e5v:ID, st:ID, jina-clip:ID, clip:ID")

@@ -17,13 +17,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from wikihow_tiir.io import atomic_write_bytes
-from wikihow_tiir.model import arrow_schema
+from wikihow_tiir.model import arrow_schema, with_derived_columns
 
 ROW_GROUP_SIZE = 100  # the Hub's recommendation for image rows
 
 
 def table_from_rows(rows: Sequence[dict[str, Any]], config: str) -> pa.Table:
-    return pa.Table.from_pylist(list(rows), schema=arrow_schema(config))
+    # derived columns (``text``) are recomputed here, the one place rows become files
+    return pa.Table.from_pylist([with_derived_columns(r, config) for r in rows], schema=arrow_schema(config))
 
 
 def parquet_bytes(rows: Sequence[dict[str, Any]], config: str, row_group_size: int = ROW_GROUP_SIZE) -> bytes:
