@@ -263,7 +263,9 @@ def _models_for(spec: str, adapt: str | None, opts: ModelOptions, prebuilt: dict
     if spec not in families:
         families[spec] = load_family(spec, opts)
     fam = families[spec]
-    for a in (fam.adaptations() if adapt == "all" else [adapt or fam.default_adapt]):
+    # all: every adaptation the family can run; captions only when there is a captions file
+    every = [a for a in fam.adaptations() if a != "captions" or opts.captions is not None]
+    for a in (every if adapt == "all" else [adapt or fam.default_adapt]):
         yield a, assemble(fam, a, replace(opts, adapt=a), name=spec), fam.info
 
 
