@@ -14,7 +14,9 @@ holds the picture. The captions file::
 
 is what ``evaluate --captions`` reads (a plain ``{sha256: caption}`` object is accepted too); the
 provenance goes into the evaluation's summary and results. Running the command again keeps the
-captions already in the file and asks only for the missing ones, so a partial run loses nothing.
+captions already in the file and asks only for the missing ones, so a partial run loses nothing
+(answers the server gave, refusals included, come back from the request cache; errors and
+timeouts are asked again).
 """
 
 from __future__ import annotations

@@ -111,6 +111,8 @@ def register(app: typer.Typer) -> None:
         api_key_env: str = typer.Option("OPENAI_API_KEY", help="Environment variable holding the key."),
         concurrency: int = typer.Option(8, help="Requests in flight."),
         timeout: float = typer.Option(60.0, help="Seconds per request."),
+        retries: int = typer.Option(3, help="Retries of a failed request (5xx, timeouts, bad bodies)."),
+        backoff: float = typer.Option(1.0, help="First retry delay in seconds (doubles)."),
         max_tokens: int = typer.Option(128, help="Longest caption, in tokens."),
         temperature: float = typer.Option(0.0),
         seed: int = typer.Option(0),
@@ -122,7 +124,7 @@ def register(app: typer.Typer) -> None:
 
         cfg = BackendConfig(kind="openai", base_url=base_url, model=model, api_key_env=api_key_env,
                             concurrency=concurrency, timeout_s=timeout, max_tokens=max_tokens,
-                            temperature=temperature)
+                            temperature=temperature, retries=retries, backoff_s=backoff)
         try:
             summary = caption_dataset(dataset, output, cfg, splits=split, layout=layout, seed=seed, cache_path=cache)
         except (ValueError, FileNotFoundError) as exc:  # DatasetError: a dataset that cannot be read

@@ -18,8 +18,8 @@ _LABELS = {"recall": "R", "mrr": "MRR", "ndcg": "nDCG"}
 
 
 def slug(model: str) -> str:
-    """A file-name-safe form of a model spec: ``clip:openai/clip-vit`` -> ``clip-openai-clip-vit``."""
-    return re.sub(r"[^A-Za-z0-9._=-]+", "-", model).strip("-.") or "model"
+    """A file-name-safe form of a run name: ``clip:openai/clip-vit+fusion`` -> ``clip-openai-clip-vit+fusion``."""
+    return re.sub(r"[^A-Za-z0-9._=+-]+", "-", model).strip("-.") or "model"
 
 
 def label(metric: str) -> str:
