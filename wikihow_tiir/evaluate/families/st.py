@@ -79,6 +79,7 @@ class SentenceTransformerText:
                                        trust_remote_code=trust_remote_code, model_kwargs={"dtype": td})
 
         self.model = load_or_explain("st", name, load)
+        self.dtype = str(td).replace("torch.", "")
         self.pooling = self._set_pooling(paper.pooling if paper else None)
         if max_length is not None:
             self.model.max_seq_length = max_length
@@ -105,7 +106,7 @@ class SentenceTransformerText:
 
     def info(self) -> dict:
         return {"query_prefix": self.query_prefix, "document_prefix": self.document_prefix,
-                "pooling": self.pooling, "max_length": int(self.model.max_seq_length or 0)}
+                "pooling": self.pooling, "max_length": int(self.model.max_seq_length or 0), "dtype": self.dtype}
 
 
 def load(name: str, opt) -> Family:

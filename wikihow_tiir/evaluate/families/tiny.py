@@ -189,3 +189,58 @@ def tiny_jina_clip(folder: Path, dim: int = 16) -> Path:
         "auto_map": {"AutoConfig": "configuration_tiny_jina.TinyJinaConfig",
                      "AutoModel": "modeling_tiny_jina.TinyJinaModel"}}, indent=2))
     return folder
+
+
+_TOPICS = [("Grill Zucchini", "slice the zucchini and brush with oil", (200, 40, 40)),
+           ("Paint a Wall", "tape the edges and roll the paint evenly", (40, 60, 200)),
+           ("Plant Tomatoes", "dig a hole and water the seedlings", (40, 170, 60)),
+           ("Tie a Tie", "cross the wide end over the narrow end", (120, 40, 140)),
+           ("Bake Bread", "knead the dough and let it rise", (210, 170, 90)),
+           ("Wash a Car", "rinse the car and scrub with soapy water", (30, 170, 190))]
+
+
+def tiny_dataset(root: Path) -> Path:
+    """A dataset folder of 12 documents and 6 queries (in ``train`` and ``test``), two pictures each."""
+    import io
+
+    from PIL import Image
+
+    from wikihow_tiir.model import (
+        Document,
+        ImageMeta,
+        Interleaved,
+        Qrel,
+        Query,
+        document_to_row,
+        qrel_to_row,
+        query_to_row,
+    )
+    from wikihow_tiir.publish.parquet import write_sharded
+
+    def content(texts, color, seed):
+        c = Interleaved()
+        for i, t in enumerate(texts):
+            c.add_text(t)
+            if i < 2:
+                im = Image.new("RGB", (48, 36), tuple(min(255, x + 9 * i + seed % 20) for x in color))
+                buf = io.BytesIO()
+                im.save(buf, format="PNG")
+                c.add_image(ImageMeta(source_url=f"tiny://{seed}/{i}", sha256=f"tiny-{seed}-{i}"), buf.getvalue())
+        return c
+
+    docs, queries = [], []
+    for t, (title, action, color) in enumerate(_TOPICS):
+        for j in (1, 2):
+            docs.append(Document(id=f"wh-{t}-s{j}", article_id=str(t), url="", lang="en", goal=f"How to {title}",
+                                 section_title=f"Method {j}", section_kind="method", section_index=j,
+                                 content=content([f"How to {title}", f"Method {j}", f"{action.capitalize()}.",
+                                                  "Check the result."], color, 10 * t + j)))
+        queries.append(Query(id=f"q-{t}", positive_id=f"wh-{t}-s1", article_id=str(t), lang="en",
+                             content=content([f"I want to {title.lower()} today.", f"Should I {action}?"], color,
+                                             100 + t)))
+    root = Path(root)
+    write_sharded(root / "corpus", [document_to_row(d) for d in docs], "corpus", "corpus")
+    for split in ("train", "test"):
+        write_sharded(root / "queries", [query_to_row(q) for q in queries], "queries", split)
+        write_sharded(root / "qrels", [qrel_to_row(Qrel(q.id, q.positive_id)) for q in queries], "qrels", split)
+    return root

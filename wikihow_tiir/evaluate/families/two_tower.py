@@ -40,7 +40,8 @@ def load_clip_family(name: str, opt) -> Family:
     spec = f"clip:{name}"
     return Family(spec=spec, default_adapt="fusion", text=RoleText(spec, towers.encode_texts),
                   image=Images(spec, towers.encode_images), joiner=paper_text,
-                  info={"max_length": getattr(towers, "max_length", None)})
+                  info={"max_length": getattr(towers, "max_length", None),
+                        "dtype": str(getattr(towers.model, "dtype", "float32")).replace("torch.", "")})
 
 
 class JinaClip:
@@ -63,6 +64,7 @@ class JinaClip:
                 raise ModelUnavailableError(f"jina-clip:{name} ({type(self.model).__name__}) has no {method}(); "
                                             f"it is not a Jina-CLIP model")
         self.name, self.batch_size = f"jina-clip:{name}", batch_size
+        self.dtype = str(td).replace("torch.", "")
 
     @staticmethod
     def _array(out) -> np.ndarray:
@@ -95,4 +97,4 @@ def load_jina_family(name: str, opt) -> Family:
     enc = JinaClip(name, device=opt.device, dtype=opt.dtype, batch_size=opt.batch_size)
     return Family(spec=enc.name, default_adapt="fusion", text=RoleText(enc.name, enc.encode_texts),
                   image=Images(enc.name, enc.encode_images), joiner=paper_text,
-                  info={"query_task": JINA_QUERY_TASK})
+                  info={"query_task": JINA_QUERY_TASK, "dtype": enc.dtype})
