@@ -176,43 +176,41 @@ def evaluate_models(dataset: str | Path, models: Sequence[str], split: str = "te
     done: set[str] = set()
     for spec, adapt, perturb in runs:
         for a, model, info in _models_for(spec, adapt, opts, prebuilt, families):
-            run_perturbs = [None, *_all_perturbations()] if perturb == "all" else [perturb]
-            for p in run_perturbs:
-                rid = run_name(spec, a if adapt else None, p)
-                if rid in done:
-                    continue
-                done.add(rid)
-                name = slug(rid)
-                if any(slug(r) == name for r in done - {rid}):
-                    raise ValueError(f"runs {sorted(r for r in done if slug(r) == name)} would write the same file "
-                                     f"names; rename or score them separately")
-                start = time.perf_counter()
-                scored = model if p is None else _perturbed(model, p, seed)
-                log.info("scoring %s on %d queries x %d documents", rid, len(ev.queries), len(ev.documents))
-                run = score_model(scored, ev, k=k, batch_size=batch_size, use_faiss=use_faiss)
-                scores = evaluate_run(ev.qrels, run)
-                how = {"adaptation": a, "perturbation": p, "perturbation_seed": seed if p else None,
-                       "settings": info or None}
-                if captions_provenance and a == "captions":
-                    how["captions"] = captions_provenance
-                how = {key: v for key, v in how.items() if v is not None}
-                write_trec_run(output / "runs" / f"{name}.trec", run, tag=name)
-                atomic_write_json(output / "results" / f"{name}.json",
-                                  mteb_result(rid, scores.aggregate, split, ev.revision, len(ev.queries),
-                                              languages=langs, extra=how))
-                atomic_write_text(output / "per_query" / f"{name}.tsv", per_query_tsv(scores.per_query, names))
-                # the table shows the model's own name (mme-mini@N=3) unless two runs share it
-                shown = rid if (adapt or p) else getattr(model, "name", spec)
-                rows[shown if shown not in rows else rid] = scores.aggregate
-                ablation.append((spec, a or "-", p or "none", scores.aggregate))
-                summary["models"][rid] = {
-                    "name": shown, "metrics": scores.aggregate, **how,
-                    "files": {"run": f"runs/{name}.trec", "result": f"results/{name}.json",
-                              "per_query": f"per_query/{name}.tsv"},
-                }
-                if hasattr(scored, "report"):  # e.g. MME's truncation counts
-                    summary["models"][rid]["report"] = scored.report()
-                timings[rid] = round(time.perf_counter() - start, 3)
+            rid = run_name(spec, a if adapt else None, perturb)
+            if rid in done:
+                continue
+            done.add(rid)
+            name = slug(rid)
+            if any(slug(r) == name for r in done - {rid}):
+                raise ValueError(f"runs {sorted(r for r in done if slug(r) == name)} would write the same file "
+                                 f"names; rename or score them separately")
+            start = time.perf_counter()
+            scored = model if perturb is None else _perturbed(model, perturb, seed)
+            log.info("scoring %s on %d queries x %d documents", rid, len(ev.queries), len(ev.documents))
+            run = score_model(scored, ev, k=k, batch_size=batch_size, use_faiss=use_faiss)
+            scores = evaluate_run(ev.qrels, run)
+            how = {"adaptation": a, "perturbation": perturb, "perturbation_seed": seed if perturb else None,
+                   "settings": info or None}
+            if captions_provenance and a == "captions":
+                how["captions"] = captions_provenance
+            how = {key: v for key, v in how.items() if v is not None}
+            write_trec_run(output / "runs" / f"{name}.trec", run, tag=name)
+            atomic_write_json(output / "results" / f"{name}.json",
+                              mteb_result(rid, scores.aggregate, split, ev.revision, len(ev.queries),
+                                          languages=langs, extra=how))
+            atomic_write_text(output / "per_query" / f"{name}.tsv", per_query_tsv(scores.per_query, names))
+            # the table shows the model's own name (mme-mini@N=3) unless two runs share it
+            shown = rid if (adapt or perturb) else getattr(model, "name", spec)
+            rows[shown if shown not in rows else rid] = scores.aggregate
+            ablation.append((spec, a or "-", perturb or "none", scores.aggregate))
+            summary["models"][rid] = {
+                "name": shown, "metrics": scores.aggregate, **how,
+                "files": {"run": f"runs/{name}.trec", "result": f"results/{name}.json",
+                          "per_query": f"per_query/{name}.tsv"},
+            }
+            if hasattr(scored, "report"):  # e.g. MME's truncation counts
+                summary["models"][rid]["report"] = scored.report()
+            timings[rid] = round(time.perf_counter() - start, 3)
     if mme_sweep:
         summary["mme_sweep"] = _run_sweep(ev, models, output)
     d = summary["dataset"]
@@ -233,12 +231,6 @@ def evaluate_models(dataset: str | Path, models: Sequence[str], split: str = "te
     atomic_write_json(output / "timings.json", {"seconds": timings})
     summary["table"] = table
     return summary
-
-
-def _all_perturbations() -> tuple[str, ...]:
-    from wikihow_tiir.evaluate.perturb import PERTURBATIONS
-
-    return PERTURBATIONS
 
 
 def _perturbed(model, kind: str, seed: int):

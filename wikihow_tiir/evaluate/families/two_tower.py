@@ -65,6 +65,11 @@ class JinaClip:
                                             f"it is not a Jina-CLIP model")
         self.name, self.batch_size = f"jina-clip:{name}", batch_size
         self.dtype = str(td).replace("torch.", "")
+        # v2 takes a task (the paper's retrieval.query); v1's encode_text has no such argument
+        import inspect
+
+        params = inspect.signature(self.model.encode_text).parameters
+        self.tasks = "task" in params
 
     @staticmethod
     def _array(out) -> np.ndarray:
@@ -77,7 +82,7 @@ class JinaClip:
 
         def one(batch):
             with torch.inference_mode():
-                if role == "query":
+                if role == "query" and self.tasks:
                     return self._array(self.model.encode_text(batch, task=JINA_QUERY_TASK))
                 return self._array(self.model.encode_text(batch))
 
