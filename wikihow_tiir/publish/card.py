@@ -327,6 +327,9 @@ def render_card(manifest: dict[str, Any]) -> str:
           "`images[i]` is set; `image_meta[i]` (sha256, source URL, licence, size, perceptual hash, "
           "stand-in flag) accompanies every image. Query `provenance` and `scores` are JSON strings.", ""]
 
+    from wikihow_tiir.changelog import card_section
+
+    b += card_section(manifest)  # "Changes since vX" when the build named its previous version
     b += ["## Statistics", "", "This build:", ""]
     b += _stats_table(stats) if stats else ["_(not recorded)_"]
     if stats.get("tokenizer"):
