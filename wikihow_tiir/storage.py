@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 from wikihow_tiir.io import atomic_write_bytes, sha256_file
 from wikihow_tiir.layout import data_files, own_shard_files, shard_name
-from wikihow_tiir.model import arrow_schema
+from wikihow_tiir.model import arrow_schema, with_derived_columns
 
 ROW_GROUP_SIZE = 100  # the Hub's recommendation for image rows
 
@@ -30,7 +30,8 @@ ROW_GROUP_SIZE = 100  # the Hub's recommendation for image rows
 
 
 def table_from_rows(rows: Sequence[dict[str, Any]], config: str) -> pa.Table:
-    return pa.Table.from_pylist(list(rows), schema=arrow_schema(config))
+    # derived columns (``text``) are recomputed here, the one place rows become files
+    return pa.Table.from_pylist([with_derived_columns(r, config) for r in rows], schema=arrow_schema(config))
 
 
 def table_bytes(table: pa.Table, row_group_size: int = ROW_GROUP_SIZE) -> bytes:
@@ -193,6 +194,20 @@ def read_columns(source: str | Path | Any, columns: Iterable[str]) -> pa.Table:
     storage, the Hub: only the columns' byte ranges are fetched)."""
     pf = pq.ParquetFile(source)
     return pf.read(columns=[c for c in columns if c in pf.schema_arrow.names])
+
+
+def column_names(path: str | Path) -> list[str]:
+    """The column names of a Parquet file (from its footer)."""
+    return list(pq.ParquetFile(path).schema_arrow.names)
+
+
+def column_values(paths: Iterable[str | Path], column: str) -> list[Any]:
+    """Every value of one column over these Parquet files (files without the column give none)."""
+    out: list[Any] = []
+    for p in paths:
+        if column in pq.ParquetFile(p).schema_arrow.names:
+            out += pq.read_table(p, columns=[column]).column(column).to_pylist()
+    return out
 
 
 def row_count(path: str | Path) -> int:

@@ -43,7 +43,7 @@ def test_result_json_has_mteb_shape(evaluated):
     out, summary = evaluated
     result = json.loads((out / "results" / "minilm.json").read_text())
     scores = result["scores"]["test"][0]
-    assert result["task_name"] == "WikiHowTIIR"
+    assert result["task_name"] == "WikiHowTIIRRetrieval"
     assert scores["main_score"] == scores["ndcg_at_10"] == summary["models"]["minilm"]["metrics"]["ndcg_at_10"]
     for key in ("recall_at_5", "mrr_at_5", "mrr_at_10", "ndcg_at_5", "recall_at_100"):
         assert 0.0 <= scores[key] <= 1.0

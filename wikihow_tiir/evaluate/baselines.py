@@ -11,6 +11,8 @@
 ``clip:NAME``                 a CLIP-style two-tower model by vector fusion (see ``clip.py``)
 ``mme:PATH``                  an MME checkpoint, at ``--mme-n`` (a family of ``wikihow_tiir.mme``,
                               found in ``wikihow_tiir.retrieval.registry``)
+``gme:`` ``e5v:`` ``st:``     the paper's baselines with their exact inputs and the adaptations
+``jina-clip:``                of Table 3 (``families/``, ``--adapt``)
 ============================  ===============================================================
 
 A new baseline is a class here and one line in :func:`build_model`; a model family that lives in a
@@ -29,7 +31,13 @@ from pathlib import Path
 
 import numpy as np
 
-from wikihow_tiir.evaluate.adapters import TextOnly, TextWithCaptions, TextWithImagePrompts, VectorFusion
+from wikihow_tiir.evaluate.adapters import (
+    TextOnly,
+    TextWithCaptions,
+    TextWithImagePrompts,
+    VectorFusion,
+    newline_text,
+)
 from wikihow_tiir.evaluate.base import Role
 from wikihow_tiir.model import Document, Query
 from wikihow_tiir.retrieval import registry
@@ -126,17 +134,16 @@ def build_model(spec: str, options: ModelOptions | None = None):
     if spec == "minilm-captions":
         return TextWithCaptions(MiniLMText(), captions=opt.captions, name="minilm-captions")
     if spec == "fusion-effnet":
-        return VectorFusion(MiniLMText(), EffNetImages(), fusion="concat", norm="before", images="mean",
-                            name="fusion-effnet")
-    if spec.startswith("clip:"):
-        from wikihow_tiir.evaluate.clip import load_clip
+        return VectorFusion(MiniLMText(), EffNetImages(), fusion="NCNorm", images="mean", name="fusion-effnet",
+                            joiner=newline_text)
+    from wikihow_tiir.evaluate.families import assemble, family_of, load_family
 
-        towers = load_clip(spec[len("clip:"):], device=opt.device)
-        return VectorFusion(towers.text, towers.image, fusion=opt.fusion, norm=opt.fusion_norm,
-                            images=opt.fusion_images, name=spec)
+
+    if family_of(spec):
+        return assemble(load_family(spec, opt), opt.adapt, opt, name=spec)
     found = registry.family(spec)
     if found is not None:
         family, arg = found
         return family.build(arg, opt)
-    raise ValueError(f"unknown model {spec!r}; choose {', '.join(BASELINES)}, clip:NAME or "
-                     f"{' or '.join(registry.spec_forms())}")
+    raise ValueError(f"unknown model {spec!r}; choose {', '.join(BASELINES)}, a family gme:ID, e5v:ID, st:ID, "
+                     f"jina-clip:ID, clip:NAME or {' or '.join(registry.spec_forms())}")

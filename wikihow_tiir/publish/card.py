@@ -69,8 +69,10 @@ def card_metadata(manifest: dict[str, Any]) -> dict[str, Any]:
     """The YAML header as a dict (also used by validation to compare against a card on disk)."""
     from datasets import DatasetInfo, SplitDict, SplitInfo
 
-    from wikihow_tiir.model import features
+    from wikihow_tiir.model import features, legacy_features
 
+    # a schema 1.0 build's files have no derived ``text`` column: its card declares what its files hold
+    schema_of = legacy_features if str(manifest.get("schema_version")) == "1.0" else features
     splits = _splits(manifest)
     configs, infos = [], []
     for config in CONFIGS:
@@ -87,7 +89,7 @@ def card_metadata(manifest: dict[str, Any]) -> dict[str, Any]:
         for s in names:
             if splits[config][s] >= 0:
                 split_dict.add(SplitInfo(name=s, num_examples=splits[config][s]))
-        info = DatasetInfo(features=features(config), splits=split_dict or None)._to_yaml_dict()
+        info = DatasetInfo(features=schema_of(config), splits=split_dict or None)._to_yaml_dict()
         infos.append({"config_name": config, **info})
     corpus_rows = max(sum(v for v in splits["corpus"].values() if v > 0), 0)
     langs = sorted({str(x) for x in (manifest.get("languages") or ["en"])})
@@ -325,7 +327,9 @@ def render_card(manifest: dict[str, Any]) -> str:
           f'qrels = load_dataset("{repo}", "qrels", split="test", revision="{revision}")', "```", "",
           "Interleaved sequences are parallel lists: at position `i` exactly one of `texts[i]` and "
           "`images[i]` is set; `image_meta[i]` (sha256, source URL, licence, size, perceptual hash, "
-          "stand-in flag) accompanies every image. Query `provenance` and `scores` are JSON strings.", ""]
+          "stand-in flag) accompanies every image. `text` holds the text positions joined with "
+          "newlines in reading order (derived from `texts`), so MTEB's retrieval loader and text-only "
+          "tools read the rows as they are. Query `provenance` and `scores` are JSON strings.", ""]
 
     from wikihow_tiir.changelog import card_section
 

@@ -63,12 +63,14 @@ class Records:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def batches(self, batch_size: int = 64, images: bool = True) -> Iterator[list]:
-        """Lists of Documents/Queries in id-list order; without ``images`` the image bytes are None."""
+    def batches(self, batch_size: int = 64, images: bool = True, check: bool = True) -> Iterator[list]:
+        """Lists of Documents/Queries in id-list order; without ``images`` the image bytes are None.
+        ``check=False`` passes items with missing image bytes through (the caller reports them)."""
+        images_checked = images and check
         if self._items is not None:
             for start in range(0, len(self._items), batch_size):
                 batch = list(self._items[start:start + batch_size])
-                if images:
+                if images_checked:
                     check_images(batch, self.kind)
                 yield batch
             return
@@ -80,11 +82,11 @@ class Records:
             pending.extend(convert(row) for row in rows)
             while len(pending) >= batch_size:
                 out, pending = pending[:batch_size], pending[batch_size:]
-                if images:
+                if images_checked:
                     check_images(out, self.kind)
                 yield out
         if pending:
-            if images:
+            if images_checked:
                 check_images(pending, self.kind)
             yield pending
 
@@ -234,6 +236,33 @@ def _load_paper(root: Path, split: str, rev: str | None) -> EvalSplit:
     return EvalSplit(split=split, documents=Records("documents", doc_ids, items=documents),
                      queries=Records("queries", [q.id for q in chosen], items=chosen, split=split), qrels=qd,
                      source=str(root), revision=rev, notes=["paper layout"])
+
+
+# ISO 639-1 (our ``lang``) -> MTEB's ISO 639-3 + script, for the languages wikiHow is written in
+_MTEB_LANGS = {
+    "ar": "ara-Arab", "cs": "ces-Latn", "de": "deu-Latn", "en": "eng-Latn", "es": "spa-Latn", "fr": "fra-Latn",
+    "hi": "hin-Deva", "id": "ind-Latn", "it": "ita-Latn", "ja": "jpn-Jpan", "ko": "kor-Hang", "nl": "nld-Latn",
+    "pt": "por-Latn", "ru": "rus-Cyrl", "th": "tha-Thai", "tr": "tur-Latn", "vi": "vie-Latn", "zh": "zho-Hans",
+}
+
+
+def mteb_language(lang: str) -> str:
+    """``ja`` -> ``jpn-Jpan``; a code we do not know is kept as it is (never guessed)."""
+    base = (lang or "").split("-")[0].split("_")[0].lower()
+    return _MTEB_LANGS.get(base, lang or "und")
+
+
+def _record_langs(records: Records) -> set[str]:
+    if records._items is not None:
+        return {it.lang for it in records._items}
+    from wikihow_tiir.storage import column_values
+
+    return set(column_values(records.paths, "lang"))
+
+
+def languages(ev: EvalSplit) -> list[str]:
+    """The MTEB language codes of the split's queries and the corpus, sorted (from the data, not assumed)."""
+    return sorted({mteb_language(x) for x in _record_langs(ev.queries) | _record_langs(ev.documents) if x})
 
 
 def describe(ev: EvalSplit) -> dict:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 # prefix -> the module whose import registers it
@@ -27,12 +28,19 @@ PROVIDERS: dict[str, str] = {
 class ModelOptions:
     """Settings of ``--model`` specs that need them (every factory receives them all)."""
 
-    fusion: str = "sum"  # clip:* (the paper's CLIP rows fuse by vector; sum is addNorm)
-    fusion_norm: str = "before"
-    fusion_images: str = "mean"
+    fusion: str = "NAddNorm"  # vector fusion: gen_embeddings_clip.py's --it_type names (adapters.FUSIONS)
+    fusion_images: str = "mean"  # several images: mean of per-image unit vectors | one merged image
     captions: Mapping[str, str] | None = None
     mme_n: int | None = None  # None: MME's default (the paper's N = 3)
     device: str = "cpu"
+    dtype: str = "auto"  # families: the paper's dtype on CUDA, float32 on CPU
+    batch_size: int = 32  # families: items per forward pass
+    max_length: int | None = None  # st: the paper's --maxtoken; gme: 1800 unless set
+    query_prefix: str | None = None  # st: override the paper's query instruction
+    document_prefix: str | None = None
+    trust_remote_code: bool = False  # st: models whose code ships with the weights (GTE-large-v1.5 ...)
+    adapt: str | None = None  # families: --adapt (None: the family's default)
+    screenshot_font: Path | None = None  # --adapt screenshot: a font with the items' script
 
 
 @dataclass(frozen=True, slots=True)
