@@ -67,7 +67,8 @@ def resolve_previous(previous: str | None, repo_id: str) -> str | None:
         raise
 
 
-@task(name="find-previous-version", retries=2, retry_delay_seconds=10, cache_policy=NO_CACHE)
+@task(name="find-previous-version", task_run_name="find-previous-version", retries=2, retry_delay_seconds=10,
+      cache_policy=NO_CACHE)
 def previous_task(previous: str | None, repo_id: str) -> str | None:
     return resolve_previous(previous, repo_id)
 
@@ -82,7 +83,7 @@ def validate_task(folder: str, previous: str | None) -> list[str]:
     return problems
 
 
-@task(name="audit-gate", cache_policy=NO_CACHE)
+@task(name="audit-gate", task_run_name="audit-gate", cache_policy=NO_CACHE)
 def audit_gate(folder: str, approve: bool, audit_wait_s: float, poll_s: float = 10.0) -> str:
     """Pass with ``approve``, or once the audit's decisions are in the build folder (waiting up to
     ``audit_wait_s``)."""
@@ -101,7 +102,8 @@ def audit_gate(folder: str, approve: bool, audit_wait_s: float, poll_s: float = 
     return f"audited ({layout.AUDIT_APPLIED})"
 
 
-@task(name="choose-version", retries=2, retry_delay_seconds=10, cache_policy=NO_CACHE)
+@task(name="choose-version", task_run_name="choose-version", retries=2, retry_delay_seconds=10,
+      cache_policy=NO_CACHE)
 def version_task(repo_id: str, folder: str, version: str | None) -> str:
     from wikihow_tiir.publish.hub import check_version, next_version
 
