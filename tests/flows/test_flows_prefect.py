@@ -6,13 +6,8 @@ publishing to the loopback Hub (``tests/servers/hub_server.py``)."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -21,62 +16,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ -> `serve
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "build"))  # -> `build_helpers`
 
 from build_helpers import CHOKING, GOLD, TOILET, small_archive  # noqa: E402
+from flows_helpers import BIN, ROOT, artifacts, base_env, prefect_client, task_runs  # noqa: E402
 from servers.hub_server import HubServer  # noqa: E402
 
 from wikihow_tiir import layout  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 TOKEN = "hf_flowtesttoken12345"
 REPO = "org/wikihow-tiir"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _base_env(home: Path, api_url: str | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env.update({"PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1",
-                "PREFECT_UI_ENABLED": "false", "PREFECT_LOGGING_LEVEL": "WARNING",
-                "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"})
-    if api_url:
-        env["PREFECT_API_URL"] = api_url
-    return env
-
-
-@pytest.fixture(scope="module")
-def prefect_server(tmp_path_factory):
-    """``prefect server start`` on a free port of 127.0.0.1, in a session of its own, killed with its
-    process group at the end (also when a test fails)."""
-    home = tmp_path_factory.mktemp("prefect-home")
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}/api"
-    log = open(home / "server.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                            env=_base_env(home), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    try:
-        deadline = time.monotonic() + 300
-        while True:
-            try:
-                with urllib.request.urlopen(url + "/health", timeout=5):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the Prefect server did not start: "
-                                       + (home / "server.log").read_text(errors="replace")[-2000:]) from None
-                time.sleep(0.5)
-        yield {"url": url, "home": home}
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait(timeout=60)
-        log.close()
 
 
 @pytest.fixture(scope="module")
@@ -84,61 +30,24 @@ def tiny_archive(tmp_path_factory, sample_archive) -> Path:
     return small_archive(sample_archive, tmp_path_factory.mktemp("tiny") / "archive", [TOILET, CHOKING, GOLD])
 
 
-def _client(url: str):
-    """A Prefect client of the test server (the test process's own settings stay as they are)."""
-    from flows.build_dataset import use_offline_defaults
-
-    use_offline_defaults()
-    from prefect.client.orchestration import get_client
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    class _Client:
-        def __enter__(self):
-            self._settings = temporary_settings(updates={PREFECT_API_URL: url})
-            self._settings.__enter__()
-            self._client = get_client(sync_client=True)
-            return self._client.__enter__()
-
-        def __exit__(self, *exc):
-            self._client.__exit__(*exc)
-            self._settings.__exit__(*exc)
-
-    return _Client()
-
-
-def _task_runs(client, flow_run_ids) -> list:
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-
-    return client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=list(flow_run_ids))),
-                                 limit=200)
-
-
-def _artifacts(client, flow_run_ids) -> dict:
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
-
-    arts = client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(
-        any_=list(flow_run_ids))))
-    return {a.key: a for a in arts}
-
-
 def test_every_stage_is_a_named_task_and_the_build_publishes_its_artifacts(prefect_server, tmp_path, tiny_archive):
     out = tmp_path / "build"
-    env = _base_env(prefect_server["home"], prefect_server["url"])
+    env = base_env(prefect_server["home"], prefect_server["url"])
     r = subprocess.run([str(BIN / "wikihow-tiir"), "build", "--output", str(out), "--archive", str(tiny_archive),
                         "--pages-per-shard", "2"], env=env, cwd=tmp_path, capture_output=True, text=True,
                        timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
-    with _client(prefect_server["url"]) as client:
+    with prefect_client(prefect_server["url"]) as client:
         runs = [fr for fr in client.read_flow_runs() if fr.name == f"build-{out}"]
         assert len(runs) == 1 and runs[0].state.is_completed(), runs
-        names = sorted(t.name for t in _task_runs(client, [runs[0].id]))
+        names = sorted(t.name for t in task_runs(client, [runs[0].id]))
         # each shard's task run is named after its shard; each stage between them after the stage
         assert names.count("corpus-shard-00000") == 1 and "corpus-shard-00001" in names, names
         assert "queries-shard-00000" in names, names
         for stage in ("acquire", "plan-corpus", "merge-corpus", "corpus-statistics", "plan-queries", "filter",
                       "split", "rejects", "manifest", "card", "audit", "validate", "report"):
             assert stage in names, (stage, names)
-        arts = _artifacts(client, [runs[0].id])
+        arts = artifacts(client, [runs[0].id])
     assert {"statistics", "rejects", "report"} <= set(arts), sorted(arts)
     stats = arts["statistics"].data
     assert '"corpus"' in stats and '"examples"' in stats
@@ -152,7 +61,7 @@ def test_every_stage_is_a_named_task_and_the_build_publishes_its_artifacts(prefe
 
 @pytest.mark.slow
 def test_the_release_deployment_registers_and_publishes_to_the_loopback_hub(prefect_server, tmp_path):
-    env = _base_env(prefect_server["home"], prefect_server["url"])
+    env = base_env(prefect_server["home"], prefect_server["url"])
 
     def prefect(*args: str, extra: dict[str, str] | None = None, timeout: float = 300):
         r = subprocess.run([str(BIN / "prefect"), *args], env={**env, **(extra or {})}, cwd=ROOT,
@@ -162,7 +71,7 @@ def test_the_release_deployment_registers_and_publishes_to_the_loopback_hub(pref
 
     prefect("work-pool", "create", "wikihow-tiir", "--type", "process")
     prefect("--no-prompt", "deploy", "--all")
-    with _client(prefect_server["url"]) as client:
+    with prefect_client(prefect_server["url"]) as client:
         deployments = {f"{client.read_flow(d.flow_id).name}/{d.name}": d for d in client.read_deployments()}
         assert {"crawl/weekly-live-crawl", "build/sample-build", "release/monthly-live-release"} <= set(deployments)
         release = deployments["release/monthly-live-release"]
@@ -176,14 +85,14 @@ def test_the_release_deployment_registers_and_publishes_to_the_loopback_hub(pref
                    "HF_HUB_DISABLE_XET": "1", "HF_HOME": str(tmp_path / "hf-home"),
                    "HF_HUB_DISABLE_PROGRESS_BARS": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
         worker = prefect("worker", "start", "--pool", "wikihow-tiir", "--run-once", extra=hub_env, timeout=900)
-        with _client(prefect_server["url"]) as client:
+        with prefect_client(prefect_server["url"]) as client:
             done = client.read_flow_run(run.id)
             assert done.state.is_completed(), (done.state, worker.stdout[-3000:], worker.stderr[-3000:])
             children = [fr.id for fr in client.read_flow_runs() if fr.parent_task_run_id is not None]
-            names = {t.name for t in _task_runs(client, [run.id])}
+            names = {t.name for t in task_runs(client, [run.id])}
             assert {"find-previous-version", f"validate-{tmp_path / 'release'}", "audit-gate", "choose-version",
                     f"publish-{REPO}-1.0.0"} <= names, names
-            arts = _artifacts(client, [run.id, *children])
+            arts = artifacts(client, [run.id, *children])
         assert "release" in arts and "v1.0.0" in arts["release"].data
         assert "statistics" in arts  # the build's own artifacts, from its subflow
         repo = hub.repo(REPO)
