@@ -89,3 +89,12 @@ def test_the_audit_gate_passes_with_approve_or_the_audit_s_decisions_and_stops_o
         assert audit_gate.fn(str(folder), False, 600.0, poll_s=0.05).startswith("audited")
     finally:
         t.join()
+
+
+def test_steps_that_can_be_repeated_are_retried_and_publishing_never_is():
+    from flows.crawl import crawl_task
+    from flows.release import previous_task, publish_task, validate_task, version_task
+
+    assert publish_task.retries == 0  # a retry after the tag was made would publish twice
+    for repeatable in (crawl_task, previous_task, validate_task, version_task):
+        assert repeatable.retries >= 1, repeatable.name
