@@ -11,6 +11,7 @@ DATASET ?= $(OUTPUT)
 REPO_ID ?= your-org/wikiHow-TIIR
 VERSION ?= 0.1.0
 PUBLISH_ARGS ?= --dry-run
+PREFECT_PORT ?= 4200
 
 # offline and isolated: no telemetry, Prefect state inside the repo's data/ folder, no Hub calls
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
@@ -26,7 +27,8 @@ export TOKENIZERS_PARALLELISM ?= false
 STAMP := $(VENV)/.installed-core
 LLM_STAMP := $(VENV)/.installed-llm
 
-.PHONY: install install-llm install-browser build-dataset test test-fast lint format bench publish evaluate train-mme report clean
+.PHONY: install install-llm install-browser build-dataset test test-fast lint format bench publish evaluate train-mme report clean \
+	prefect-server deploy
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -78,6 +80,18 @@ train-mme: $(STAMP)
 
 report: $(STAMP)
 	$(BIN)/wikihow-tiir report $(DATASET)
+
+# the maintainers' Prefect server on this machine, its UI at http://127.0.0.1:$(PREFECT_PORT) (state in data/.prefect)
+prefect-server: $(STAMP)
+	PREFECT_UI_ENABLED=true $(BIN)/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)
+
+# register prefect.yaml's deployments with that server, then run a worker for them (in this checkout; the
+# Hub is on for the release flow's publish step: HF_TOKEN or `hf auth login`)
+deploy: $(STAMP)
+	PREFECT_API_URL=http://127.0.0.1:$(PREFECT_PORT)/api $(BIN)/prefect work-pool create wikihow-tiir --type process --overwrite
+	PREFECT_API_URL=http://127.0.0.1:$(PREFECT_PORT)/api $(BIN)/prefect --no-prompt deploy --all
+	PREFECT_API_URL=http://127.0.0.1:$(PREFECT_PORT)/api HF_HUB_OFFLINE=0 HF_DATASETS_OFFLINE=0 \
+		$(BIN)/prefect worker start --pool wikihow-tiir
 
 clean:
 	rm -rf data/builds data/.prefect .pytest_cache .ruff_cache

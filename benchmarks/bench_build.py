@@ -1,8 +1,10 @@
-"""Build wall times: inline vs Prefect thread pool vs a 2-worker Dask LocalCluster, and the
-scheduling overhead per shard measured on a synthetic shard-heavy flow (many cheap shards)."""
+"""Build wall times: inline vs Prefect thread pool vs a 2-worker Dask LocalCluster, the scheduling
+overhead per shard measured on a synthetic shard-heavy flow (many cheap shards), and the same build
+with archive and output on a loopback S3 server (moto) vs on local disk (target: at most 1.5x)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import time
@@ -53,6 +55,33 @@ def _shard_overhead(n_shards: int, runner: str) -> dict:
             "overhead_per_shard_ms": round((wall - base) / n_shards * 1000, 2)}
 
 
+def _object_storage(tmp: Path) -> dict:
+    """The bundled build inline, to local disk and then from and to a bucket of a moto S3 server on
+    127.0.0.1 (the archive is uploaded first, untimed); the same settings, fresh folders."""
+    import fsspec
+
+    from tests.servers.s3_server import S3Server
+
+    with S3Server() as s3:
+        saved = {k: os.environ.get(k) for k in s3.env()}
+        os.environ.update(s3.env())
+        try:
+            s3.make_bucket("bench")
+            fsspec.filesystem("s3", skip_instance_cache=True).put(str(ARCHIVE), "bench/archive", recursive=True)
+            local = _timed(lambda: build.run_build(load_config(overrides=[f'source.archive="{ARCHIVE}"']),
+                                                   tmp / "local"))
+            cfg = load_config(overrides=['source.archive="s3://bench/archive"',
+                                         f'runner.staging="{tmp / "staging"}"'])
+            on_s3 = _timed(lambda: build.run_build(cfg, "s3://bench/builds/v1"))
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+    return {"local_s": local, "s3_s": on_s3, "s3_vs_local_ratio": round(on_s3 / local, 2)}
+
+
 def run(quick: bool = False) -> dict:
     from flows.build_dataset import build_dataset
 
@@ -71,6 +100,7 @@ def run(quick: bool = False) -> dict:
             out["prefect_dask_2_workers_s"] = _timed(lambda: build_dataset(
                 load_config(overrides=[f'source.archive="{ARCHIVE}"', "runner.kind=dask", "runner.workers=2"]),
                 tmp / "dask", show_progress=False))
+        out["object_storage"] = _object_storage(tmp)
         n = 50 if quick else 300
         out["synthetic_threads"] = _shard_overhead(n, "thread")
         if not quick:

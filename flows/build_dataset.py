@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from wikihow_tiir import build, interrupt
+from wikihow_tiir import build, interrupt, remote
 from wikihow_tiir.config import BuildConfig
 from wikihow_tiir.errors import expected_error_message
 
@@ -66,33 +66,52 @@ def use_offline_defaults() -> None:
 
 
 def _corpus_shard(cfg_json: dict[str, Any], output: str, spec: build.ShardSpec) -> dict[str, Any]:
-    return build.run_corpus_shard(BuildConfig.model_validate(cfg_json), Path(output), spec)
+    return build.run_shard("corpus", BuildConfig.model_validate(cfg_json), output, spec)
 
 
 def _query_shard(cfg_json: dict[str, Any], output: str, spec: build.ShardSpec) -> dict[str, Any]:
-    return build.run_query_shard(BuildConfig.model_validate(cfg_json), Path(output), spec)
+    return build.run_shard("queries", BuildConfig.model_validate(cfg_json), output, spec)
 
 
 @functools.cache
 def _tasks() -> dict[str, Any]:
-    """The Prefect tasks, made on first use (Prefect loads only when a build runs)."""
+    """The Prefect tasks, made on first use (Prefect loads only when a build runs). A shard is written
+    atomically with its marker last, so a retry is safe; each task run is named after its shard."""
     from prefect import task
+    from prefect.cache_policies import NO_CACHE
 
-    return {"corpus": task(name="corpus-shard", retries=1, retry_delay_seconds=2)(_corpus_shard),
-            "queries": task(name="query-shard", retries=1, retry_delay_seconds=2)(_query_shard)}
+    return {"corpus": task(name="corpus-shard", task_run_name="corpus-{spec.name}", retries=1,
+                           retry_delay_seconds=2, cache_policy=NO_CACHE)(_corpus_shard),
+            "queries": task(name="query-shard", task_run_name="queries-{spec.name}", retries=1,
+                            retry_delay_seconds=2, cache_policy=NO_CACHE)(_query_shard)}
 
 
-def _prefect_map(cfg: BuildConfig, output: Path, show_progress: bool):
+def _prefect_step(name: str, fn):
+    """One stage between the shards as a Prefect task run named after it (in the flow's process). No
+    retries: the stages are deterministic, a failure would fail again."""
+    from prefect import task
+    from prefect.cache_policies import NO_CACHE
+
+    return task(name=name, task_run_name=name, cache_policy=NO_CACHE, persist_result=False)(fn)()
+
+
+def _absolute(value: str) -> str:
+    return value if remote.is_remote(value) else str(Path(value).resolve())
+
+
+def _prefect_map(cfg: BuildConfig, output: str | Path, show_progress: bool):
     # workers (on other machines too) get absolute paths: a relative one would resolve against each
-    # worker's own working directory; outputs never record these paths
+    # worker's own working directory; outputs never record these paths. URLs are passed as they are.
     cfg_json = cfg.model_dump(mode="json")
     src = cfg_json["source"]
     if src.get("archive"):
-        src["archive"] = str(Path(src["archive"]).resolve())
+        src["archive"] = _absolute(src["archive"])
     for key in ("text_file", "images"):
         if (src.get("vgsi") or {}).get(key):
             src["vgsi"][key] = str(Path(src["vgsi"][key]).resolve())
-    output = Path(output).resolve()
+    if (cfg_json["runner"] or {}).get("staging"):
+        cfg_json["runner"]["staging"] = str(Path(cfg_json["runner"]["staging"]).resolve())
+    output = _absolute(str(output))
 
     def map_shards(fn, specs: list[build.ShardSpec]) -> list[dict[str, Any]]:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -220,12 +239,21 @@ def _quiet_expected_errors() -> None:
 
 
 def build_dataset(cfg: BuildConfig, output: str | Path, show_progress: bool = True,
-                  force: bool = False) -> dict[str, Any]:
+                  force: bool = False, previous: str | None = None) -> dict[str, Any]:
     """Run the build flow with the configured task runner; returns the build summary. ``force``: build in
-    a non-empty folder that is not a build of ours (see ``wikihow_tiir.build_folder``)."""
-    output = Path(output)
+    a non-empty folder that is not a build of ours (see ``wikihow_tiir.build_folder``). ``output`` may be
+    an fsspec URL; ``previous`` names the previous version (``wikihow_tiir.changelog``).
+
+    Inside another flow (the release flow) this runs as its subflow."""
+    output = remote.location(output)
     started = time.perf_counter()
-    build.check_output_folder(output, force)  # before Prefect starts: a refused folder costs nothing
+    # before Prefect starts: a refused folder costs nothing
+    if remote.is_remote(output):
+        from wikihow_tiir.build_folder import check_remote_output
+
+        check_remote_output(str(output), force)
+    else:
+        build.check_output_folder(output, force)
     use_offline_defaults()
     from prefect import flow
 
@@ -233,13 +261,59 @@ def build_dataset(cfg: BuildConfig, output: str | Path, show_progress: bool = Tr
     runner = _task_runner(cfg, api_url)
     _quiet_expected_errors()
 
-    @flow(name="build-dataset", task_runner=runner, log_prints=False, validate_parameters=False)
+    @flow(name="build-dataset", flow_run_name="build-{output_dir}", task_runner=runner, log_prints=False,
+          validate_parameters=False)
     def build_dataset_flow(cfg_json: dict[str, Any], output_dir: str) -> dict[str, Any]:
         interrupt.reinstall()  # Prefect swapped in its own SIGTERM handler for the run
         config = BuildConfig.model_validate(cfg_json)
-        return build.run_build(config, Path(output_dir), _prefect_map(config, Path(output_dir), show_progress),
-                               log=print if show_progress else (lambda m: None), force=force)
+        result = build.run_build(config, output_dir, _prefect_map(config, output_dir, show_progress),
+                                 log=print if show_progress else (lambda m: None), force=force,
+                                 step=_prefect_step, previous=previous)
+        publish_artifacts(result)
+        return result
 
-    result = build_dataset_flow(cfg.model_dump(mode="json"), str(output))
+    result = build_dataset_flow(cfg.model_dump(mode="json"), remote.describe(output))
     result["wall_time_s"] = round(time.perf_counter() - started, 2)
     return result
+
+
+def publish_artifacts(result: dict[str, Any]) -> None:
+    """What a maintainer reads in the Prefect UI, from the build's manifest: the statistics table, the
+    rejects by stage and reason, the difficulty table (when measured), the changes since the previous
+    version (when named) and a link to the report."""
+    import json
+
+    from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+
+    from wikihow_tiir import layout
+
+    local = Path(result.get("local_copy") or result["output"])
+    manifest = json.loads(layout.manifest_path(local).read_text(encoding="utf-8"))
+    stats = manifest.get("statistics") or {}
+    rows = [{"split": name, **row} for name, row in [("corpus", stats.get("corpus")),
+                                                     *sorted((stats.get("queries") or {}).items())] if row]
+    columns = ("split", "examples", "avg_images", "min_images", "max_images", "avg_text_tokens")
+    create_table_artifact(key="statistics", table=[{c: r.get(c) for c in columns} for r in rows],
+                          description="The paper's statistics table for this build")
+    rejects = [{"stage": stage, "reason": reason, "count": n}
+               for stage, reasons in sorted((manifest.get("rejects") or {}).items())
+               for reason, n in sorted(reasons.items())]
+    create_table_artifact(key="rejects", table=rejects or [{"stage": "-", "reason": "none", "count": 0}],
+                          description="What each stage dropped, by reason (rejects/<stage>.jsonl)")
+    from wikihow_tiir.difficulty import difficulty_table
+
+    difficulty = difficulty_table(manifest.get("difficulty") or {})
+    if difficulty:
+        create_markdown_artifact(key="difficulty", markdown="\n".join(["# How hard is it", "", *difficulty]),
+                                 description="Text-only and text+prompt retrieval on the splits")
+    from wikihow_tiir.changelog import card_section
+
+    changes = card_section(manifest)
+    if changes:
+        create_markdown_artifact(key="changes", markdown="\n".join(changes), description="Changes since the "
+                                 "previous version")
+    report = layout.report_index(local)
+    link = (f"{result['output'].rstrip('/')}/{layout.REPORT}/{report.name}" if result.get("local_copy")
+            else report.resolve().as_uri())
+    create_link_artifact(key="report", link=link, link_text="build report",
+                         description=f"The build report of {result['output']}")

@@ -14,7 +14,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import re
 import subprocess
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -22,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from wikihow_tiir import __version__, layout, resume
+from wikihow_tiir import __version__, layout, remote, resume
 from wikihow_tiir.build_folder import check_output_folder, claim_output_folder, stale_reject_files
 from wikihow_tiir.config import BuildConfig
 from wikihow_tiir.errors import WikihowTiirError
@@ -124,36 +123,47 @@ def _chunks(items: list[str], size: int) -> list[tuple[str, ...]]:
 
 
 @functools.lru_cache(maxsize=4)
-def _archive(path: str, stamp: tuple[int, int] | None):
-    from wikihow_tiir.sources.archive import Archive
+def _archive(path: str, stamp: tuple[Any, ...] | None):
+    from wikihow_tiir.sources.archive import open_archive_at
 
-    return Archive(path)
+    return open_archive_at(path)
 
 
 def open_archive(cfg: BuildConfig):
-    """The archive of this build, loaded once per process while its index is unchanged."""
+    """The archive of this build (a folder or an fsspec URL), loaded once per process while its index is
+    unchanged."""
     from wikihow_tiir.sources.archive import INDEX
 
+    if remote.is_remote(cfg.source.archive):
+        try:
+            stamp: tuple[Any, ...] | None = (remote.version_tag(remote.RemoteFolder(str(cfg.source.archive)).info(INDEX)),)
+        except FileNotFoundError:
+            stamp = None
+        return _archive(str(cfg.source.archive), stamp)
     try:
         st = (Path(cfg.source.archive) / INDEX).stat()
-        stamp: tuple[int, int] | None = (st.st_mtime_ns, st.st_size)
+        stamp = (st.st_mtime_ns, st.st_size)
     except OSError:
         stamp = None
     return _archive(str(cfg.source.archive), stamp)
 
 
 def acquire(cfg: BuildConfig, progress: bool = False) -> dict[str, Any]:
-    """Live source: crawl into the archive first (the crawler resumes by itself)."""
+    """Live source: crawl into the archive first (the crawler resumes by itself). An archive on object
+    storage is crawled in a local copy, which is then uploaded (new blobs, the index)."""
     if cfg.source.kind != "live":
         return {}
     from wikihow_tiir.sources.live import crawl
 
-    summary = crawl(cfg.source.crawl, Path(cfg.source.archive), progress=progress)
+    if remote.is_remote(cfg.source.archive):
+        mirror = remote.archive_mirror(str(cfg.source.archive), cfg.runner.staging)
+        mirror.pull()
+        summary = crawl(cfg.source.crawl, mirror.local, progress=progress)
+        mirror.push(delete=False)
+    else:
+        summary = crawl(cfg.source.crawl, Path(cfg.source.archive), progress=progress)
     _archive.cache_clear()
     return summary
-
-
-_URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/")  # s3://, gs://, https:// (Path() keeps "s3:/")
 
 
 def plan_corpus(cfg: BuildConfig, rejects: list[Reject] | None = None) -> list[ShardSpec]:
@@ -552,26 +562,42 @@ def _query_rows_with_images(queries: list[Query], shard_files: list[Path], chunk
             yield row
 
 
-def finalize_queries(cfg: BuildConfig, output: Path, specs: list[ShardSpec]) -> dict[str, Any]:
-    """Filter the whole query set, split by article, write queries/ and qrels/ per split."""
-    from wikihow_tiir.filter import apply_split_rules, exclude_from_test, filter_queries
+def filter_stage(cfg: BuildConfig, output: Path, specs: list[ShardSpec]) -> dict[str, Any]:
+    """Filter the whole query set against the whole corpus (without image bytes: the checks read texts,
+    metadata and perceptual hashes). Returns ``queries`` (all generated) and the filter's ``result``
+    (None when the filter is off)."""
+    from wikihow_tiir.filter import filter_queries
+
+    output = Path(output)
+    shard_files = [layout.shard_file(output, "queries", spec.name, "parquet") for spec in specs]
+    queries: list[Query] = [query_from_row(r) for r in read_rows_without(shard_files)]
+    if not cfg.filter.enabled:
+        return {"queries": queries, "result": None}
+    corpus = list(load_corpus(output))
+    return {"queries": queries, "result": filter_queries(queries, corpus, cfg.filter, cache_dir=work_dir(output, "filter"))}
+
+
+def split_stage(cfg: BuildConfig, output: Path, specs: list[ShardSpec], filtered: dict[str, Any],
+                previous_sides: dict[str, str] | None = None) -> dict[str, Any]:
+    """Split by article (``previous_sides``: the sides of the previous version's articles, which they keep),
+    apply the split rules, write queries/ and qrels/ per split; the kept queries' image bytes are
+    streamed in from the query shards, a file's worth at a time."""
+    from wikihow_tiir.filter import apply_split_rules, exclude_from_test
     from wikihow_tiir.split import split_queries
 
     output = Path(output)
-    # queries and corpus without image bytes (the checks read texts, metadata and perceptual hashes);
-    # the kept queries' bytes are streamed into the split files below, a file's worth at a time
     shard_files = [layout.shard_file(output, "queries", spec.name, "parquet") for spec in specs]
-    queries: list[Query] = [query_from_row(r) for r in read_rows_without(shard_files)]
-    corpus = list(load_corpus(output))
-    if cfg.filter.enabled:
-        result = filter_queries(queries, corpus, cfg.filter, cache_dir=work_dir(output, "filter"))
-        splits = split_queries(result.kept, cfg.split, exclude_from_test=exclude_from_test(result, cfg.filter))
+    queries, result = filtered["queries"], filtered["result"]
+    if result is not None:
+        excluded = exclude_from_test(result, cfg.filter)
+        splits = split_queries(result.kept, cfg.split, exclude_from_test=excluded, previous=previous_sides)
         splits, split_rejects = apply_split_rules(splits, result, cfg.filter)
-        rejects, flagged, report = result.rejects + split_rejects, result.flagged, result.report
+        splits, sticky_rejects = _keep_previous_test(splits, excluded)
+        rejects, flagged, report = result.rejects + split_rejects + sticky_rejects, result.flagged, result.report
         kept = [q for qs in splits.values() for q in qs]
     else:
         kept, rejects, flagged, report = queries, [], {}, {"enabled": False}
-        splits = split_queries(kept, cfg.split)
+        splits = split_queries(kept, cfg.split, previous=previous_sides)
     written: dict[str, Any] = {}
     for split in layout.QUERY_SPLITS:
         qs = sorted(splits.get(split, []), key=lambda q: q.id)
@@ -590,6 +616,25 @@ def finalize_queries(cfg: BuildConfig, output: Path, specs: list[ShardSpec]) -> 
                 [{"id": q.id, "split": q.split, "scores": q.scores} for q in sorted(kept, key=lambda q: q.id)])
     return {"generated": len(queries), "kept": len(kept), "splits": written, "rejects": rejects,
             "flagged": flagged, "filter_report": report, "split_queries": splits}
+
+
+def _keep_previous_test(splits: dict[str, list[Query]], excluded: set[str]) -> tuple[dict[str, list[Query]],
+                                                                                     list[Reject]]:
+    """A query the filter would send to train with its whole article (``train-only``) whose article stays in
+    test (it was there in the previous version) is dropped instead, with its reason."""
+    drop = [q for q in splits.get("test", []) if q.id in excluded]
+    if not drop:
+        return splits, []
+    out = {**splits, "test": [q for q in splits["test"] if q.id not in excluded]}
+    return out, [Reject("filter", q.id, "likely-false-negative",
+                        "flagged likely-false-negative, whose rule moves the article to train; the article was "
+                        "in the test split of the previous version and stays there, so the query is dropped",
+                        {"split": "test", "article_id": q.article_id}) for q in drop]
+
+
+def finalize_queries(cfg: BuildConfig, output: Path, specs: list[ShardSpec]) -> dict[str, Any]:
+    """Filter the whole query set, split by article, write queries/ and qrels/ per split."""
+    return split_stage(cfg, output, specs, filter_stage(cfg, output, specs))
 
 
 # --------------------------------------------------------------------------- manifest
@@ -679,7 +724,7 @@ def source_summary(cfg: BuildConfig, output: Path, specs: list[ShardSpec]) -> di
     dates = sorted({a["fetched_at"][:10] for a in arts if a.get("fetched_at")})
     return {
         "kind": cfg.source.kind,
-        "archive": str(cfg.source.archive) if cfg.source.kind != "vgsi" else None,
+        "archive": remote.describe(cfg.source.archive) if cfg.source.kind != "vgsi" else None,
         "pages": sum(len(s.keys) for s in specs) if cfg.source.kind != "vgsi" else None,
         "articles": len(arts),
         "snapshot_dates": dates,
@@ -692,18 +737,76 @@ def source_summary(cfg: BuildConfig, output: Path, specs: list[ShardSpec]) -> di
 
 
 MapFn = Callable[[Callable[..., dict[str, Any]], list[ShardSpec]], list[dict[str, Any]]]
+StepFn = Callable[[str, Callable[[], Any]], Any]
+SHARD_FUNCTIONS: dict[str, Callable[..., dict[str, Any]]] = {"corpus": run_corpus_shard, "queries": run_query_shard}
 
 
-def run_build(cfg: BuildConfig, output: Path, map_shards: MapFn | None = None,
-              log: Callable[[str], None] = lambda m: None, force: bool = False) -> dict[str, Any]:
+def run_shard(stage: str, cfg: BuildConfig, output: str | Path, spec: ShardSpec) -> dict[str, Any]:
+    """One shard of a build whose folder is ``output``: a local folder, or an fsspec URL (the shard then
+    runs in a local folder and is committed to object storage, see :mod:`wikihow_tiir.remote`)."""
+    fn = SHARD_FUNCTIONS[stage]
+    if remote.is_remote(output):
+        return remote.run_remote_shard(stage, str(remote.location(output)), cfg.runner.staging, spec,
+                                       lambda folder: fn(cfg, folder, spec), with_cache=cfg.generate.cache)
+    return fn(cfg, Path(output), spec)
+
+
+def _just_run(name: str, fn: Callable[[], Any]) -> Any:
+    return fn()
+
+
+class _LocalSync:
+    """A build folder on a local filesystem: nothing to fetch or send."""
+
+    def after_shards(self, stage: str, specs: list[ShardSpec]) -> None:
+        pass
+
+    def before_queries(self) -> None:
+        pass
+
+    def finish(self) -> None:
+        pass
+
+
+def run_build(cfg: BuildConfig, output: str | Path, map_shards: MapFn | None = None,
+              log: Callable[[str], None] = lambda m: None, force: bool = False, step: StepFn | None = None,
+              previous: Any = None) -> dict[str, Any]:
     """The whole build. ``map_shards(fn, specs)`` runs ``fn(spec)`` for every shard (the flow passes a
-    Prefect-backed one; the default runs them one after another in this process). ``force``: build in
-    a non-empty folder that is not a build of ours (see :mod:`wikihow_tiir.build_folder`)."""
-    for what, value in (("output", output), ("source.archive", cfg.source.archive)):
-        if value is not None and _URL_SCHEME.match(str(value)):
-            raise BuildError(f"{what} {str(value)!r} looks like a URL: fsspec/remote locations are not supported "
-                             "yet; use a local or mounted filesystem path")
-    output = Path(output)
+    Prefect-backed one; the default runs them one after another in this process); ``step(name, fn)``
+    runs each stage between the shards (the flow makes each a Prefect task). ``force``: build in a
+    non-empty folder that is not a build of ours (see :mod:`wikihow_tiir.build_folder`).
+
+    ``output`` may be an fsspec URL (``s3://bucket/builds/v1``): the build then runs in a local copy
+    (``runner.staging``) and its shards and results are committed there (:mod:`wikihow_tiir.remote`).
+    ``previous``: the previous version of the dataset (a folder, URL or ``ORG/NAME@vX``, or a
+    :class:`~wikihow_tiir.changelog.PreviousVersion`): articles keep their split, and the manifest and
+    card say what changed (:mod:`wikihow_tiir.changelog`)."""
+    step = step or _just_run
+    if cfg.source.kind == "vgsi" and any(remote.is_remote(v) for v in (cfg.source.vgsi.text_file, cfg.source.vgsi.images)):
+        raise BuildError("the VGSI files must be local paths (object storage is read for archives only)")
+    prev = None
+    if previous is not None:
+        from wikihow_tiir.changelog import PreviousVersion, open_previous
+
+        # before any work: a previous version that cannot be read costs nothing
+        prev = previous if isinstance(previous, PreviousVersion) else step("previous-version",
+                                                                           lambda: open_previous(str(previous)))
+    if remote.is_remote(output):
+        from wikihow_tiir.build_folder import check_remote_output
+
+        url = str(remote.location(output))
+        check_remote_output(url, force)
+        sync = remote.BuildSync(url, cfg.runner.staging)
+        step("fetch-build-folder", sync.start)
+        result = _build(cfg, sync.mirror.local, url, map_shards, log, True, step, prev, sync)
+        return {**result, "output": sync.mirror.remote.public, "local_copy": str(sync.mirror.local)}
+    return _build(cfg, Path(output), Path(output), map_shards, log, force, step, prev, _LocalSync())
+
+
+def _build(cfg: BuildConfig, output: Path, target: str | Path, map_shards: MapFn | None,
+           log: Callable[[str], None], force: bool, step: StepFn, prev: Any, sync: Any) -> dict[str, Any]:
+    """The build in the local folder ``output``; its shards run against ``target`` (the same folder, or
+    the URL ``output`` is a copy of)."""
     check_output_folder(output, force)
     output.mkdir(parents=True, exist_ok=True)
     claim_output_folder(output)
@@ -711,17 +814,18 @@ def run_build(cfg: BuildConfig, output: Path, map_shards: MapFn | None = None,
         def map_shards(fn, specs):
             return [fn(s) for s in specs]
 
-    crawl_summary = acquire(cfg)
+    crawl_summary = step("acquire", lambda: acquire(cfg))
     plan_rejects: list[Reject] = []
-    specs = plan_corpus(cfg, plan_rejects)
+    specs = step("plan-corpus", lambda: plan_corpus(cfg, plan_rejects))
     log(f"corpus: {len(specs)} shard(s)")
-    map_shards(functools.partial(run_corpus_shard, cfg, output), specs)
-    corpus_info = finalize_corpus(cfg, output, specs)
+    map_shards(functools.partial(run_shard, "corpus", cfg, target), specs)
+    sync.after_shards("corpus", specs)
+    corpus_info = step("merge-corpus", lambda: finalize_corpus(cfg, output, specs))
     log(f"corpus: {corpus_info['documents']} documents")
     info: dict[str, Any] = {"sources": source_summary(cfg, output, specs)}
     if crawl_summary:
         info["crawl"] = crawl_summary
-    summary = corpus_summary(output)
+    summary = step("corpus-statistics", lambda: corpus_summary(output))
     info["statistics"] = {"corpus": summary["statistics"], "queries": {}}
     info["licenses"] = summary["licenses"]
     info["stand_in_images"] = summary["stand_in_images"]
@@ -730,10 +834,14 @@ def run_build(cfg: BuildConfig, output: Path, map_shards: MapFn | None = None,
     if cfg.generate.enabled and corpus_info["documents"]:
         from wikihow_tiir.generate import prompt_manifest
 
-        qspecs = plan_queries(cfg, output)
+        qspecs = step("plan-queries", lambda: plan_queries(cfg, output))
+        sync.before_queries()
         log(f"queries: {len(qspecs)} shard(s)")
-        qstats = map_shards(functools.partial(run_query_shard, cfg, output), qspecs)
-        fin = finalize_queries(cfg, output, qspecs)
+        qstats = map_shards(functools.partial(run_shard, "queries", cfg, target), qspecs)
+        sync.after_shards("queries", qspecs)
+        filtered = step("filter", lambda: filter_stage(cfg, output, qspecs))
+        sides = step("previous-splits", prev.article_sides) if prev is not None else None
+        fin = step("split", lambda: split_stage(cfg, output, qspecs, filtered, sides))
         extra_rejects += fin["rejects"]
         info["statistics"]["queries"] = split_stats(fin["split_queries"])
         info["generation"] = {"prompts": prompt_manifest(), "backends": cfg.section_json("generate")["generate"],
@@ -746,35 +854,60 @@ def run_build(cfg: BuildConfig, output: Path, map_shards: MapFn | None = None,
         if cfg.difficulty.enabled:
             from wikihow_tiir.difficulty import measure_difficulty
 
-            info["difficulty"] = measure_difficulty(fin["split_queries"], load_corpus(output), cfg,
-                                                    cache_dir=layout.filter_embeddings(output))
+            info["difficulty"] = step("difficulty", lambda: measure_difficulty(
+                fin["split_queries"], load_corpus(output), cfg, cache_dir=layout.filter_embeddings(output)))
             for warning in info["difficulty"]["warnings"]:
                 log(f"difficulty: {warning}")
-    info["rejects"] = collect_rejects(output, extra_rejects)
+    info["rejects"] = step("rejects", lambda: collect_rejects(output, extra_rejects))
     info["changelog"] = [{"version": __version__, "note": "Built with wikihow-tiir " + __version__}]
-    manifest = write_manifest(cfg, output, info)
-    card = _write_card(output, manifest)
+    if prev is not None:
+        from wikihow_tiir.changelog import compute_changes
+
+        info["changes"] = step("changes", lambda: compute_changes(prev, output, SCHEMA_VERSION))
+        _log_changes(info["changes"], log)
+    manifest = step("manifest", lambda: write_manifest(cfg, output, info))
+    card = step("card", lambda: _write_card(output, manifest))
     from wikihow_tiir.audit import AuditError, reapply_after_build
 
     try:  # people's decisions from `wikihow-tiir audit --apply` on this folder: dropped pairs stay dropped
-        reapply_after_build(output, log)
+        audited = step("audit", lambda: reapply_after_build(output, log))
     except AuditError as exc:
         raise BuildError(f"the stored audit decisions cannot be applied: {exc}") from None
+    if audited is not None and prev is not None:
+        manifest = _update_changes(output, prev)  # the audit dropped test pairs: count them too
     from wikihow_tiir.publish.validate import validate_dataset
 
     # a quick check (the full load_dataset read-back is `wikihow-tiir validate`); problems are reported,
     # not raised: a corpus-only or all-rejected build is still worth looking at, and publish refuses it
-    problems = validate_dataset(output, check_load=False)
+    problems = step("validate", lambda: validate_dataset(output, check_load=False))
     for p in problems:
         log(f"validation: {p}")
     from wikihow_tiir.report import write_report
 
-    report = write_report(output)
+    report = step("report", lambda: write_report(output))
     log(f"report: {report}")
+    step("upload", sync.finish)
     return {"output": str(output), "documents": corpus_info["documents"], "report": str(report),
             "validation_problems": problems,
             "queries": {s: v.get("queries", 0) for s, v in manifest.get("filter", {}).get("splits", {}).items()},
             "rejects": info["rejects"], "card": card}
+
+
+def _log_changes(changes: dict[str, Any], log: Callable[[str], None]) -> None:
+    d, q = changes["documents"], changes["queries"]
+    log(f"changes since {changes['previous']['location']}: documents {len(d['added'])} added, "
+        f"{len(d['removed'])} removed, {len(d['changed'])} changed, {d['unchanged']} unchanged; queries "
+        f"{q['carried_over']} carried over, {len(q['new'])} new, {len(q['changed'])} changed, {len(q['removed'])} removed")
+
+
+def _update_changes(output: Path, prev: Any) -> dict[str, Any]:
+    from wikihow_tiir.changelog import compute_changes
+
+    manifest = json.loads(layout.manifest_path(output).read_text(encoding="utf-8"))
+    manifest["changes"] = compute_changes(prev, output, SCHEMA_VERSION)
+    atomic_write_json(layout.manifest_path(output), manifest)
+    _write_card(output, manifest)
+    return manifest
 
 
 def _merge_generation_stats(qstats: list[dict[str, Any]]) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from wikihow_tiir import layout
+from wikihow_tiir.errors import WikihowTiirError
 from wikihow_tiir.io import atomic_write_json
 
 # written when a build starts, so an interrupted build is recognised as ours before any shard is done
@@ -91,3 +92,29 @@ def stale_reject_files(output: Path, keep: set[str]) -> list[Path]:
     earlier = set(manifest.get("rejects") or {}) if isinstance(manifest.get("rejects"), dict) else set()
     return sorted(p for p in layout.reject_files(output)
                   if p.is_file() and p.stem not in keep and (_REJECT_FILE.match(p.name) or p.stem in earlier))
+
+
+def check_remote_output(url: str, force: bool = False) -> None:
+    """:func:`check_output_folder` for a build folder at a URL, on its listing (and its manifest), before
+    anything is fetched: the same rules, the same messages, with the URL in them."""
+    import tempfile
+
+    from wikihow_tiir.remote import RemoteFolder
+
+    folder = RemoteFolder(url)
+    names = sorted(folder.listing())
+    with tempfile.TemporaryDirectory(prefix="wikihow-tiir-check-") as tmp:
+        skeleton = Path(tmp) / "folder"
+        skeleton.mkdir()
+        for rel in names:  # an empty stand-in for each file: the checks look at names and the manifest
+            path = skeleton / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch()
+        if layout.MANIFEST in names:
+            layout.manifest_path(skeleton).write_bytes(folder.read_bytes(layout.MANIFEST))
+        try:
+            check_output_folder(skeleton, force)
+        except WikihowTiirError as exc:
+            exc.detail = str(exc).replace(str(skeleton), folder.public)
+            exc.args = (exc.detail,)
+            raise

@@ -81,6 +81,7 @@ _AREAS = (
     "wikihow_tiir.mme.cli",         # mme train
     "wikihow_tiir.report.cli",      # report
     "wikihow_tiir.audit.cli",       # audit
+    "flows.cli",                    # release
 )
 
 
@@ -107,11 +108,13 @@ def parse(
 
 @app.command()
 def build(
-    output: Path = typer.Option(Path("data/builds/sample"), "--output", "-o", help="Build folder."),
+    output: str = typer.Option("data/builds/sample", "--output", "-o",
+                               help="Build folder, or an fsspec URL (s3://bucket/builds/v1)."),
     config: Path | None = typer.Option(None, "--config", "-c", exists=True, help="YAML/JSON build config."),
     profile: str = typer.Option("sample", help="sample | live | vgsi"),
     source: str | None = typer.Option(None, help="archive | live | vgsi (overrides the profile)."),
-    archive: Path | None = typer.Option(None, help="Archive folder to read (source=archive) or fill (live)."),
+    archive: str | None = typer.Option(None, help="Archive folder or fsspec URL to read (source=archive) or "
+                                       "fill (live)."),
     pages_per_shard: int | None = typer.Option(None, help="Pages per work shard."),
     rows_per_file: int | None = typer.Option(None, help="Rows per Parquet file."),
     runner: str | None = typer.Option(None, help="thread | dask"),
@@ -121,6 +124,9 @@ def build(
     no_queries: bool = typer.Option(False, help="Stop after the corpus."),
     force: bool = typer.Option(False, "--force", help="Build into a non-empty folder that is not a wikihow-tiir "
                                "build (its README.md is replaced by the card; other files are left alone)."),
+    previous: str | None = typer.Option(None, "--previous", help="The previous version (a folder, URL or "
+                                        "ORG/NAME@vX.Y.Z): articles keep their split; the manifest and card "
+                                        "say what changed."),
 ) -> None:
     """Build the dataset (a Prefect flow): corpus, queries, qrels, card, manifest, report.
 
@@ -141,14 +147,14 @@ def build(
                        ("runner.kind", runner), ("runner.workers", workers),
                        ("runner.dask_address", dask_address)):
         if value is not None:
-            overrides.append(f"{key}={json.dumps(str(value)) if isinstance(value, Path) else value}")
+            overrides.append(f"{key}={json.dumps(str(value)) if isinstance(value, Path | str) else value}")
     if no_queries:
         overrides.append("generate.enabled=false")
     try:
         cfg = load_config(config, profile=profile, overrides=overrides)  # a ConfigError is one line
         from flows.build_dataset import build_dataset  # the `flows` package is installed beside this one
 
-        result = build_dataset(cfg, output, force=force)
+        result = build_dataset(cfg, output, force=force, previous=previous)
     except KeyboardInterrupt:
         interrupt.report()
         raise typer.Exit(interrupt.exit_code()) from None

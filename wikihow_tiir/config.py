@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from wikihow_tiir.errors import ConfigError, RetiredSettingWarning, validation_message
 
@@ -89,7 +89,18 @@ class VgsiConfig(_Section):
 
 class SourceConfig(_Section):
     kind: Literal["archive", "live", "vgsi"] = "archive"
-    archive: Path = DEFAULT_ARCHIVE  # read from (archive) or written to (live)
+    # read from (archive) or written to (live): a folder, or an fsspec URL (s3://bucket/archive: see
+    # wikihow_tiir/remote.py), kept as the URL string
+    archive: Path | str = DEFAULT_ARCHIVE
+
+    @field_validator("archive", mode="before")
+    @classmethod
+    def _location(cls, value: Any) -> Any:
+        if isinstance(value, str | Path):
+            from wikihow_tiir.remote import location
+
+            return location(value)
+        return value
     crawl: CrawlConfig = Field(default_factory=CrawlConfig)
     vgsi: VgsiConfig = Field(default_factory=VgsiConfig)
     pages_per_shard: int = Field(8, ge=1)  # work unit of the parse/segment/image stage
@@ -303,6 +314,8 @@ class RunnerConfig(_Section):
     kind: Literal["thread", "dask"] = "thread"
     workers: int = Field(2, ge=1)
     dask_address: str | None = None
+    # the flow's local copy of a build folder on object storage (default: ~/.cache/wikihow-tiir/staging/<hash>)
+    staging: Path | None = None
 
 
 class BuildConfig(_Section):

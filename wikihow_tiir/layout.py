@@ -257,6 +257,17 @@ def filter_embeddings(root: str | Path) -> Path:
     return work_dir(root, "filter") / "embeddings"
 
 
+def generate_step_markers(root: str | Path, shard: str) -> list[Path]:
+    """``work/generate/<stage>/<shard>.done``: the markers of one query shard's generation stages, sorted."""
+    return sorted(work_dir(root, "generate").glob(f"*/{shard}.done"))
+
+
+def files_under(root: str | Path) -> list[Path]:
+    """Every file under ``root``, sorted: a local copy of a folder on object storage is synced file by file
+    (:mod:`wikihow_tiir.remote`)."""
+    return sorted(p for p in Path(root).rglob("*") if p.is_file())
+
+
 def generate_cli_dir(root: str | Path) -> Path:
     """The default output folder of ``wikihow-tiir generate`` on a dataset folder. That folder holds the
     query stage of a build (``work/queries/``, ``work/generate/``) and the two files below."""

@@ -25,7 +25,8 @@ def article_draw(article_id: str, seed: int) -> float:
 
 
 def split_queries(queries: list[Query], cfg: SplitConfig,
-                  exclude_from_test: set[str] | frozenset[str] = frozenset()) -> dict[str, list[Query]]:
+                  exclude_from_test: set[str] | frozenset[str] = frozenset(),
+                  previous: Mapping[str, str] | None = None) -> dict[str, list[Query]]:
     """``{"train": [...], "test": [...]}`` by article; sets ``q.split``. Query order is kept.
 
     An article goes to test when its draw is below ``cfg.test_share``. An article that has a query in
@@ -35,20 +36,26 @@ def split_queries(queries: list[Query], cfg: SplitConfig,
     draw is closest to the line moves over, so a sample build still has both splits. A split that is
     still empty (a single article, ``test_share`` 0 or 1, no queries) is returned as an empty list:
     callers report it and write no file for it.
+
+    ``previous`` (``{article_id: split}`` of the previous version of the dataset) is kept: an article
+    that had queries there stays on its side whatever the rules above say, so no test query moves
+    to train between versions (nor a train query to test); only new articles are drawn and moved.
     """
+    previous = {a: s for a, s in (previous or {}).items() if s in SPLITS}
     draws: dict[str, float] = {}
     pinned_train: set[str] = set()
     for q in queries:
         draws.setdefault(q.article_id, article_draw(q.article_id, cfg.seed))
         if q.id in exclude_from_test:
             pinned_train.add(q.article_id)
-    side = {a: ("test" if u < cfg.test_share and a not in pinned_train else "train") for a, u in draws.items()}
-    free = [a for a in draws if a not in pinned_train]
+    side = {a: previous.get(a) or ("test" if u < cfg.test_share and a not in pinned_train else "train")
+            for a, u in draws.items()}
+    free = [a for a in draws if a not in pinned_train and a not in previous]
     n_test = sum(s == "test" for s in side.values())
     if 0 < cfg.test_share and n_test == 0 and len(draws) >= 2 and free:
         side[min(free, key=lambda a: (draws[a], a))] = "test"
-    elif cfg.test_share < 1 and n_test == len(draws) and len(draws) >= 2:
-        side[max(draws, key=lambda a: (draws[a], a))] = "train"
+    elif cfg.test_share < 1 and n_test == len(draws) and len(draws) >= 2 and free:
+        side[max(free, key=lambda a: (draws[a], a))] = "train"
     out: dict[str, list[Query]] = {"train": [], "test": []}
     for q in queries:
         q.split = side[q.article_id]

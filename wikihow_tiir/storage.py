@@ -189,6 +189,13 @@ def read_table(paths: Iterable[str | Path], columns: list[str] | None = None) ->
     return pa.concat_tables(tables) if tables else pa.table({})
 
 
+def read_columns(source: str | Path | Any, columns: Iterable[str]) -> pa.Table:
+    """These columns (those the file has) of one Parquet file: a path, or an open binary file (object
+    storage, the Hub: only the columns' byte ranges are fetched)."""
+    pf = pq.ParquetFile(source)
+    return pf.read(columns=[c for c in columns if c in pf.schema_arrow.names])
+
+
 def column_names(path: str | Path) -> list[str]:
     """The column names of a Parquet file (from its footer)."""
     return list(pq.ParquetFile(path).schema_arrow.names)

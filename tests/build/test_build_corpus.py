@@ -111,12 +111,3 @@ def test_a_changed_setting_invalidates_the_shards(corpus_build, sample_archive, 
     cfg = _cfg(sample_archive, "segment.min_images=3")
     spec = build.plan_corpus(cfg)[0]
     assert build.corpus_fingerprint(cfg, spec) != build.corpus_fingerprint(_cfg(sample_archive), spec)
-
-
-@pytest.mark.parametrize("where", ["output", "archive"])
-def test_a_remote_url_location_is_refused_clearly(tmp_path, sample_archive, where):
-    cfg = _cfg("s3://bucket/archive" if where == "archive" else sample_archive)
-    output = Path("s3://bucket/builds/v1") if where == "output" else tmp_path / "out"
-    with pytest.raises(build.BuildError, match="looks like a URL: fsspec/remote locations are not supported"):
-        build.run_build(cfg, output)
-    assert not (tmp_path / "out").exists() and not Path("s3:").exists()

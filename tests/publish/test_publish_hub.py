@@ -18,6 +18,7 @@ import typer
 from publish_helpers import make_dataset
 from typer.testing import CliRunner
 
+from wikihow_tiir.publish.card import render_card
 from wikihow_tiir.publish.cli import register
 from wikihow_tiir.publish.hub import PublishError, publish_dataset
 
@@ -117,6 +118,30 @@ def test_existing_version_is_refused(hub, tmp_path: Path) -> None:
     assert repo.branches["main"] == head and repo.tags["v1.0.0"] == head  # nothing moved
     assert len(hub.state.lfs_puts) == puts  # and nothing uploaded
     assert not any(m == "POST" and "/commit/" in p for m, p in hub.state.requests[seen:])
+
+
+def test_a_version_not_above_the_latest_is_refused_with_the_next_number(hub, tmp_path: Path) -> None:
+    env = client_env(hub, tmp_path)
+    assert cli(publish_args(make_dataset(tmp_path / "a", variant="a", n_docs=4), "1.1.0"), env).returncode == 0
+    repo = hub.repo(REPO)
+    head, puts = repo.branches["main"], len(hub.state.lfs_puts)
+    more = make_dataset(tmp_path / "b", variant="b", n_docs=6)  # two more documents: a minor release
+    r = cli(publish_args(more, "1.0.5"), env)
+    assert r.returncode == 1
+    assert "version 1.0.5 is not greater than its latest version v1.1.0" in r.stderr
+    assert "publish a new version number: 1.2.0 (2 new document(s);" in r.stderr
+    fix = make_dataset(tmp_path / "c", variant="c", n_docs=4)  # same documents, fixed texts: a patch
+    r = cli(publish_args(fix, "1.1.0"), env)
+    assert "already has version v1.1.0" in r.stderr and "1.1.1 (no new documents (fixes)" in r.stderr
+    manifest = json.loads((fix / "manifest.json").read_text())
+    manifest["schema_version"] = "2.0"  # a changed schema: a major release
+    (fix / "manifest.json").write_text(json.dumps(manifest))
+    (fix / "README.md").write_text(render_card(manifest))
+    r = cli(publish_args(fix, "1.1.0"), env)
+    assert "2.0.0 (the schema changed;" in r.stderr, r.stderr
+    assert repo.branches["main"] == head and set(repo.tags) == {"v1.1.0"}  # nothing moved
+    assert len(hub.state.lfs_puts) == puts  # and nothing uploaded
+    assert cli(publish_args(more, "1.2.0"), env).returncode == 0
 
 
 def test_invalid_dataset_is_refused_before_any_request(hub, tmp_path: Path) -> None:

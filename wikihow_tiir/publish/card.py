@@ -331,6 +331,9 @@ def render_card(manifest: dict[str, Any]) -> str:
           "newlines in reading order (derived from `texts`), so MTEB's retrieval loader and text-only "
           "tools read the rows as they are. Query `provenance` and `scores` are JSON strings.", ""]
 
+    from wikihow_tiir.changelog import card_section
+
+    b += card_section(manifest)  # "Changes since vX" when the build named its previous version
     b += ["## Statistics", "", "This build:", ""]
     b += _stats_table(stats) if stats else ["_(not recorded)_"]
     if stats.get("tokenizer"):

@@ -24,11 +24,14 @@ def _human(n: int) -> str:
 def validate(
     dataset: Path = typer.Argument(..., help="A built dataset folder."),
     no_load: bool = typer.Option(False, "--no-load", help="Skip the load_dataset read-back (faster)."),
+    previous: str | None = typer.Option(None, "--previous", help="The previous version (folder, URL or "
+                                        "ORG/NAME@vX.Y.Z): no article of its test split may be in train. "
+                                        "Default: the test articles the manifest recorded."),
 ) -> None:
     """Check a built dataset (card, manifest hashes, ids, qrels, images, load_dataset read-back)."""
     from wikihow_tiir.publish.validate import validate_dataset
 
-    problems = validate_dataset(dataset, check_load=not no_load)
+    problems = validate_dataset(dataset, check_load=not no_load, previous=previous)
     if problems:
         typer.echo(f"{dataset}: {len(problems)} problem(s)", err=True)
         for p in problems:

@@ -16,6 +16,10 @@ Order of events, each step safe to re-run:
    stored upstream (LFS objects, or Xet chunks on the real Hub) are not sent again;
 5. tag the resulting commit.
 
+A version must be greater than the repository's latest ``vX.Y.Z`` tag; a smaller or equal one is refused
+with the number to use instead (:func:`next_version`: patch for fixes, minor for new documents, major
+for a changed schema).
+
 The token comes from the ``token`` argument, ``HF_TOKEN`` or the standard ``hf auth login`` file
 (``huggingface_hub.get_token``). It is never logged, never put into an error message (every
 message is scrubbed) and the card and manifest are checked not to contain it.
@@ -30,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from wikihow_tiir import layout
+from wikihow_tiir.changelog import latest_version, parse_version, suggest_next
 from wikihow_tiir.io import atomic_write_text
 from wikihow_tiir.layout import DATA_PATTERNS, DATASET_PATTERNS, dataset_files
 from wikihow_tiir.publish.validate import validate_dataset
@@ -113,6 +118,35 @@ def _describe_http_error(exc: Exception, token: str | None) -> str:
     return _scrub(f"{type(exc).__name__}: {first}", token)
 
 
+def _manifest_at(api: Any, repo_id: str, revision: str) -> dict[str, Any] | None:
+    """The manifest of a published version (None when it cannot be read: the suggestion then rests on this
+    dataset's own changes)."""
+    try:
+        path = api.hf_hub_download(repo_id, layout.MANIFEST, repo_type="dataset", revision=revision)
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except Exception:  # noqa: BLE001 - a suggestion is not worth failing over
+        return None
+
+
+def next_version(repo_id: str, dataset_dir: Path, token: str | None = None) -> tuple[str, str]:
+    """The version to publish ``dataset_dir`` as: after the repository's latest tag, by what changed
+    (:func:`wikihow_tiir.changelog.suggest_next`); ``1.0.0`` for a first release."""
+    from huggingface_hub import HfApi, get_token
+
+    api = HfApi(token=token or get_token())
+    manifest = json.loads(layout.manifest_path(Path(dataset_dir)).read_text(encoding="utf-8"))
+    try:
+        tags = [t.name for t in api.list_repo_refs(repo_id, repo_type="dataset").tags]
+    except Exception as exc:  # noqa: BLE001 - a repository that does not exist yet has no versions
+        if getattr(getattr(exc, "response", None), "status_code", None) != 404:
+            raise PublishError(f"the versions of {repo_id} cannot be listed: {_describe_http_error(exc, token)}") from None
+        tags = []
+    latest = latest_version(tags)
+    if latest is None:
+        return "1.0.0", "the first release"
+    return suggest_next(latest, _manifest_at(api, repo_id, f"v{latest}"), manifest)
+
+
 def publish_dataset(dataset_dir: Path, repo_id: str, version: str, dry_run: bool = False,
                     private: bool = False, token: str | None = None) -> dict[str, Any]:
     """Validate, then push ``dataset_dir`` as version ``version`` (tag ``vX.Y.Z``) of ``repo_id``.
@@ -154,9 +188,15 @@ def publish_dataset(dataset_dir: Path, repo_id: str, version: str, dry_run: bool
         api.create_repo(repo_id, repo_type="dataset", private=private or None, exist_ok=True)
         refs = api.list_repo_refs(repo_id, repo_type="dataset")
         existing = {t.name: t.target_commit for t in refs.tags}
-        if tag in existing:
-            raise PublishError(f"{repo_id} already has version {tag} (commit {existing[tag]}); a published "
-                               "version is never moved or reused: publish a new version number")
+        latest = latest_version(existing)
+        if tag in existing or (latest is not None and parse_version(version) <= parse_version(latest)):
+            suggestion, why = suggest_next(latest or version, _manifest_at(api, repo_id, f"v{latest}"),
+                                           json.loads(layout.manifest_path(root).read_text(encoding="utf-8")))
+            head = (f"{repo_id} already has version {tag} (commit {existing[tag]})" if tag in existing else
+                    f"{repo_id}: version {version} is not greater than its latest version v{latest}")
+            raise PublishError(f"{head}; a published version is never moved or reused: publish a new version "
+                               f"number: {suggestion} ({why}; patch for fixes, minor for new documents, major "
+                               "for a changed schema)")
         if layout.card_path(root).read_text(encoding="utf-8") != plan["card"]:
             atomic_write_text(layout.card_path(root), plan["card"])  # the stamped card is what gets uploaded
         commit = api.upload_folder(

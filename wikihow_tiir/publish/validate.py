@@ -12,6 +12,8 @@ file and what is wrong, so a refused publish tells the maintainer exactly what t
   positions well-formed, every image decodes, no text of corpus or queries holds a control
   character, U+FFFD or mojibake, the derived ``text`` column equals the text positions joined (a
   schema 1.0 build has no ``text`` column and is checked against the 1.0 features);
+* between versions: no train query of an article that was in the previous version's test split
+  (:mod:`wikihow_tiir.changelog`);
 * ``load_dataset(<dir>, config)`` for each config reads back exactly the rows on disk.
 """
 
@@ -335,8 +337,40 @@ def _load_all(root: Path, splits: dict[str, set[str]], problems: list[str]) -> N
                     problems.append(f"load_dataset({config!r}): 'images' is not decoded as Image features")
 
 
-def validate_dataset(dataset_dir: Path, check_load: bool = True) -> list[str]:
-    """Problems found in a built dataset folder; an empty list means it may be published."""
+def _check_previous(root: Path, splits: dict[str, set[str]], previous: Any) -> list[str]:
+    """No train query of an article that was in the test split of the previous version: ``previous`` (a
+    :class:`~wikihow_tiir.changelog.PreviousVersion`, or where one is), else the previous version the
+    manifest names (its test articles are recorded there)."""
+    from wikihow_tiir.changelog import ChangelogError, open_previous, previous_test_problems
+
+    if previous is not None:
+        try:
+            prev = previous if hasattr(previous, "article_sides") else open_previous(str(previous))
+        except ChangelogError as exc:
+            return [str(exc)]
+        test = {a for a, s in prev.article_sides().items() if s == "test"}
+        label = prev.label
+    else:
+        try:
+            manifest = json.loads(layout.manifest_path(root).read_text(encoding="utf-8"))
+            recorded = ((manifest.get("changes") or {}).get("previous") or {})
+        except (OSError, ValueError, AttributeError):
+            return []
+        if not isinstance(recorded, dict) or not recorded.get("test_articles"):
+            return []
+        test = set(recorded["test_articles"])
+        label = f"v{recorded['version']}" if recorded.get("version") else str(recorded.get("location"))
+    if "train" not in splits.get("queries", set()):
+        return []
+    rows = _read(root, "queries", "train", ["id", "article_id"]).to_pylist()
+    found: list[str] = []
+    _limited(found, previous_test_problems(rows, test, label), "test articles moved to train")
+    return found
+
+
+def validate_dataset(dataset_dir: Path, check_load: bool = True, previous: Any = None) -> list[str]:
+    """Problems found in a built dataset folder; an empty list means it may be published. ``previous``:
+    the previous version to check the splits against (default: the one the manifest names)."""
     root = Path(dataset_dir)
     if not root.is_dir():
         return [f"{root}: not a folder"]
@@ -352,6 +386,7 @@ def validate_dataset(dataset_dir: Path, check_load: bool = True) -> list[str]:
         return problems
     try:
         problems += _check_rows(root, splits)
+        problems += _check_previous(root, splits, previous)
     except Exception as exc:  # unreadable files or wrong columns: report, don't crash the caller
         problems.append(f"rows could not be checked: {type(exc).__name__}: {exc}")
         return problems

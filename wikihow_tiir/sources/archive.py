@@ -117,13 +117,23 @@ class Archive:
         self._records: dict[str, ArchiveRecord] | None = None
         self._bad: list[BadLine] = []
 
+    # ------------------------------------------------------------------ where the bytes are (RemoteArchive: a URL)
+    def _where(self, rel: str) -> str:
+        return str(self.root / rel)
+
+    def _index_bytes(self) -> bytes:
+        return (self.root / INDEX).read_bytes()
+
+    def _blob_bytes(self, sha256: str) -> bytes:
+        return self.blob_path(sha256).read_bytes()
+
     # ------------------------------------------------------------------ reading
     def _load(self) -> dict[str, ArchiveRecord]:
         if self._records is None:
             try:
-                raw = (self.root / INDEX).read_bytes()
+                raw = self._index_bytes()
             except OSError as exc:
-                raise ArchiveError(f"{self.root / INDEX} cannot be read ({exc.strerror or type(exc).__name__})",
+                raise ArchiveError(f"{self._where(INDEX)} cannot be read ({exc.strerror or type(exc).__name__})",
                                    "archive-index-unreadable") from None
             records: dict[str, ArchiveRecord] = {}
             bad: list[BadLine] = []
@@ -177,7 +187,7 @@ class Archive:
                                "archive-no-body")
         blob = f"blobs/{rec.sha256[:2]}/{rec.sha256}"
         try:
-            data = self.blob_path(rec.sha256).read_bytes()
+            data = self._blob_bytes(rec.sha256)
         except FileNotFoundError:
             raise ArchiveError(f"the blob {blob} of {rec.url} is missing from the archive",
                                "archive-blob-missing") from None
@@ -245,3 +255,46 @@ class Archive:
 def _excerpt(line: bytes, limit: int = 160) -> str:
     text = line.decode("utf-8", errors="replace").strip()
     return text if len(text) <= limit else text[:limit] + "..."
+
+
+class RemoteArchive(Archive):
+    """An archive at an fsspec URL (``s3://bucket/archive``), read-only: the build's workers read pages
+    and pictures from object storage. A crawl fills a local copy and uploads it
+    (:func:`wikihow_tiir.remote.Mirror`)."""
+
+    def __init__(self, url: str):
+        from wikihow_tiir.remote import RemoteFolder
+
+        self.remote = RemoteFolder(url)
+        self.root = Path(self.remote.public)  # for messages only; reads go through self.remote
+        if not self.remote.exists(INDEX):
+            raise ArchiveError(f"{self.remote.public} is not an archive (no {INDEX}); run `wikihow-tiir crawl` "
+                               "into a local folder and upload it, or point --archive at an archive")
+        self._lock = threading.Lock()
+        self._records = None
+        self._bad = []
+
+    def _where(self, rel: str) -> str:
+        return self.remote.where(rel)
+
+    def _index_bytes(self) -> bytes:
+        return self.remote.read_bytes(INDEX)
+
+    def _blob_bytes(self, sha256: str) -> bytes:
+        return self.remote.read_bytes(f"blobs/{sha256[:2]}/{sha256}")
+
+    def put(self, url: str, body: bytes | None, kind: str, **meta: Any) -> ArchiveRecord:
+        raise ArchiveError(f"{self.remote.public}: an archive on object storage is read-only here; crawl into a "
+                           "local copy", "archive-read-only")
+
+    def compact(self) -> None:
+        raise ArchiveError(f"{self.remote.public}: an archive on object storage is read-only here",
+                           "archive-read-only")
+
+
+def open_archive_at(location: str | os.PathLike) -> Archive:
+    """The archive at a local folder or an fsspec URL."""
+    from wikihow_tiir.remote import is_remote
+    from wikihow_tiir.remote import location as canonical
+
+    return RemoteArchive(str(canonical(location))) if is_remote(location) else Archive(location)
