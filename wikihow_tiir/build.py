@@ -220,10 +220,10 @@ def plan_corpus(cfg: BuildConfig, rejects: list[Reject] | None = None) -> list[S
 
 
 class _VgsiStore:
-    def __init__(self, cfg: BuildConfig):
+    def __init__(self, cfg: BuildConfig, image_ids: list[tuple[str, str]]):
         from wikihow_tiir.sources.vgsi import VgsiImageStore
 
-        self._store = VgsiImageStore(cfg.source.vgsi)
+        self._store = VgsiImageStore(cfg.source.vgsi, image_ids=image_ids)
 
     def get_bytes(self, url: str) -> bytes | None:
         return self._store.get_bytes(url)
@@ -258,8 +258,11 @@ def run_corpus_shard(cfg: BuildConfig, output: Path, spec: ShardSpec) -> dict[st
     if cfg.source.kind == "vgsi":
         from wikihow_tiir.sources.vgsi import read_vgsi_articles
 
-        articles = read_vgsi_articles(cfg.source.vgsi, [int(k) for k in spec.keys])
-        shard = build_corpus_shard(None, _VgsiStore(cfg), cfg, articles=articles)
+        # the store of just this shard's pictures: mapping every URL of the release per shard made the
+        # corpus stage quadratic in the number of articles
+        image_ids: list[tuple[str, str]] = []
+        articles = read_vgsi_articles(cfg.source.vgsi, [int(k) for k in spec.keys], image_ids)
+        shard = build_corpus_shard(None, _VgsiStore(cfg, image_ids), cfg, articles=articles)
     else:
         from wikihow_tiir.sources.archive import ArchiveError
 
