@@ -44,6 +44,28 @@ def step_texts(doc: Document) -> list[tuple[int, str]]:
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class PoolColumns:
+    """Per pooled image, as integer codes (comparing 770k Python strings per query took most of a shard)."""
+
+    article: np.ndarray  # code of the image's article
+    lang: np.ndarray  # code of its base language ("en", "ja" ...: :func:`base_language`)
+    usable: np.ndarray  # has bytes to show and a perceptual hash (bool)
+    article_codes: dict[str, int]
+    lang_codes: dict[str, int]
+
+    def article_code(self, article_id: str) -> int:
+        return self.article_codes.get(article_id, -1)
+
+    def lang_code(self, lang: str) -> int:
+        return self.lang_codes.get(base_language(lang), -1)
+
+
+def base_language(lang: str | None) -> str:
+    """``"en-US"`` -> ``"en"`` (``"en"`` when empty)."""
+    return (lang or "en").split("-")[0].lower()
+
+
 # keys ("<doc id>#<position>") -> image bytes, for the keys it can find
 BytesLoader = Callable[[Sequence[str]], dict[str, bytes]]
 
@@ -61,6 +83,11 @@ class ImagePool:
         self._lock = threading.Lock()
         self._loader = loader
         self._vector_cache = Path(vector_cache) if vector_cache is not None else None
+        # computed once per pool, not per query shard (each is a pass over every pooled image: per shard,
+        # they made the query stage quadratic in the corpus size)
+        self._fingerprint: str | None = None
+        self._text_index: dict[str, int] | None = None
+        self._columns: PoolColumns | None = None
 
     @classmethod
     def from_documents(cls, documents: Iterable[Document]) -> ImagePool:
@@ -97,21 +124,44 @@ class ImagePool:
 
     def text_index(self) -> dict[str, int]:
         """Step text -> the index of its first pool image (to re-use embeddings already computed)."""
-        out: dict[str, int] = {}
-        for i, im in enumerate(self.images):
-            out.setdefault(im.step_text, i)
-        return out
+        with self._lock:
+            if self._text_index is None:
+                out: dict[str, int] = {}
+                for i, im in enumerate(self.images):
+                    out.setdefault(im.step_text, i)
+                self._text_index = out
+            return self._text_index
 
     @property
     def fingerprint(self) -> str:
-        return stable_hash([(im.key, im.meta.sha256, im.meta.phash, im.step_text) for im in self.images])
+        with self._lock:
+            if self._fingerprint is None:
+                self._fingerprint = stable_hash([(im.key, im.meta.sha256, im.meta.phash, im.step_text)
+                                                 for im in self.images])
+            return self._fingerprint
+
+    def columns(self) -> PoolColumns:
+        """The per-image arrays the offline renderer filters by (article, language, usable)."""
+        with self._lock:
+            if self._columns is None:
+                articles: dict[str, int] = {}
+                langs: dict[str, int] = {}
+                self._columns = PoolColumns(
+                    article=np.array([articles.setdefault(im.article_id, len(articles)) for im in self.images],
+                                     dtype=np.int64),
+                    lang=np.array([langs.setdefault(base_language(im.lang), len(langs)) for im in self.images],
+                                  dtype=np.int64),
+                    usable=np.array([im.has_image and bool(im.meta.phash) for im in self.images], dtype=bool),
+                    article_codes=articles, lang_codes=langs)
+            return self._columns
 
     def vectors(self) -> np.ndarray:
         """MiniLM embeddings of the step texts (computed once, on first use; with a vector cache, once
         per build: ``pool-vectors-<fingerprint>.npy``)."""
+        fingerprint = self.fingerprint
         with self._lock:
             if self._vectors is None:
-                cached = (self._vector_cache / f"pool-vectors-{self.fingerprint[:32]}.npy"
+                cached = (self._vector_cache / f"pool-vectors-{fingerprint[:32]}.npy"
                           if self._vector_cache is not None else None)
                 if cached is not None and cached.is_file():
                     vecs = np.load(cached, allow_pickle=False)
