@@ -281,6 +281,7 @@ def run_corpus_shard(cfg: BuildConfig, output: Path, spec: ShardSpec) -> dict[st
                                    source=cfg.source.kind))
         shard = build_corpus_shard(pages, archive, cfg, unread=unread)
     wd = work_dir(output, "corpus")
+    _write_image_blobs(output, shard.documents)
     page_rejects = ({"page": p, "reject": r.to_dict()} for p, r in zip(shard.reject_pages, shard.rejects, strict=True))
     articles = (_article_summary(a, p) for p, a in zip(shard.article_pages, shard.articles, strict=True))
     files = {
@@ -296,6 +297,31 @@ def run_corpus_shard(cfg: BuildConfig, output: Path, spec: ShardSpec) -> dict[st
 
 
 _CONTEXT_FILE = "context.parquet"  # work/corpus/: the writer context of the kept documents
+# work/corpus/images/<sha[:2]>/<sha256>.jpg: every normalized picture once, by content, where the offline
+# renderer reads the few it picks for a query (from the corpus files that is a whole row group of
+# pictures per pick: every query shard read most of the corpus)
+_IMAGE_BLOBS = "images"
+
+
+def _write_image_blobs(output: Path, documents: list[Document]) -> None:
+    """The documents' pictures into the blob folder (a file that exists is the same picture: its name is
+    its sha256, which readers check). No fsync: a torn file fails that check and the corpus is read."""
+    import os
+    import tempfile
+
+    root = work_dir(output, "corpus") / _IMAGE_BLOBS
+    for doc in documents:
+        for data, meta in zip(doc.content.images, doc.content.image_meta, strict=True):
+            if meta is None or not data or not meta.sha256:
+                continue
+            path = root / meta.sha256[:2] / f"{meta.sha256}.jpg"
+            if path.is_file():
+                continue
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
 
 
 def _contexts_bytes(contexts: dict[str, dict[str, Any]], documents: list[Document]) -> bytes:
@@ -503,12 +529,15 @@ def _image_pool(output: str, marker: str):
     work/generate/ once per build, so every shard and worker re-uses them."""
     from wikihow_tiir.generate import ImagePool
 
-    return ImagePool.from_corpus_files(_corpus_files(Path(output)), vector_cache=work_dir(Path(output), "generate"))
+    return ImagePool.from_corpus_files(_corpus_files(Path(output)), vector_cache=work_dir(Path(output), "generate"),
+                                       blobs=work_dir(Path(output), "corpus") / _IMAGE_BLOBS)
 
 
 def plan_queries(cfg: BuildConfig, output: Path) -> list[ShardSpec]:
     files = _corpus_files(output)
-    ids = sorted(r["id"] for r in read_rows(files, columns=["id"]))
+    # in corpus order, not sorted by id: a shard's documents are then neighbours in the corpus files and
+    # reading them touches one or two row groups (sorted ids of an unsorted release touch every one)
+    ids = [r["id"] for r in read_rows(files, columns=["id"])]
     if cfg.generate.render.kind == "offline" and ids:
         _image_pool(str(output), _corpus_marker(files)).vectors()  # computed here once, not per worker
     specs = [ShardSpec("queries", i, c) for i, c in enumerate(_chunks(ids, cfg.generate.documents_per_shard))]

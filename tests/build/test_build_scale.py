@@ -42,3 +42,63 @@ def test_synthetic_vgsi_source_is_seeded_nests_by_size_and_builds_unchanged(tmp_
         f'source.vgsi.images="{tmp_path / "large" / IMAGES}"', "generate.enabled=false"])
     result = build.run_build(cfg, tmp_path / "out")
     assert result["documents"] >= 6 and "vgsi" not in result["rejects"]  # every record reads as VGSI
+
+
+def test_query_shards_read_their_picked_pictures_from_the_blob_folder(tmp_path, tiny_archive, monkeypatch):
+    """Every corpus picture is kept once by content (work/corpus/images/<sha[:2]>/<sha>.jpg) and a query
+    shard reads the few pool pictures it picks from there: from the corpus files each pick cost a whole
+    row group of pictures, so every shard read most of the corpus. A damaged blob is not trusted (its
+    name is its sha256): the picture is read from the corpus instead, and the shard writes the same bytes."""
+    import wikihow_tiir.generate.pool as pool_mod
+    from wikihow_tiir.publish.parquet import read_rows
+
+    out = tmp_path / "out"
+    cfg = load_config(overrides=[f'source.archive="{tiny_archive}"', "generate.documents_per_shard=2"])
+    build.run_build(cfg, out)
+    blobs = build.work_dir(out, "corpus") / "images"
+    shas = {m["sha256"] for r in read_rows(build._corpus_files(out), ["image_meta"]) for m in r["image_meta"] if m}
+    assert shas and {p.stem for p in blobs.rglob("*.jpg")} >= shas
+    read = []
+    real = pool_mod._read_corpus_bytes
+    monkeypatch.setattr(pool_mod, "_read_corpus_bytes", lambda files, keys: (read.extend(keys), real(files, keys))[1])
+    specs = build.plan_queries(cfg, out)
+    spec = specs[0]
+    shard = build.work_dir(out, "queries") / f"{spec.name}.parquet"
+    before = shard.read_bytes()
+    pool_keys = {im["pool"] for line in (build.work_dir(out, "generate") / "render" / f"{spec.name}.jsonl")
+                 .read_text(encoding="utf-8").splitlines() if (rec := json.loads(line)).get("ok")
+                 for im in rec["value"]["images"] if "pool" in im}
+    assert pool_keys
+    for again in ("blobs", "damaged"):
+        build._marker(out, spec).unlink()
+        build._image_pool.cache_clear()
+        build.run_query_shard(cfg, out, spec)
+        assert shard.read_bytes() == before
+        if again == "blobs":
+            assert read == []
+            for p in blobs.rglob("*.jpg"):
+                p.write_bytes(b"not the picture")
+    assert sorted(set(read)) == sorted(pool_keys)
+
+
+def test_a_query_shard_holds_neighbours_in_the_corpus_files(tmp_path):
+    """Query shards take documents in corpus order, so a shard reads one or two row groups of pictures;
+    by sorted id, the shards of a release not sorted by id (the synthetic one, like the real one) each
+    touched row groups all over the corpus."""
+    import pyarrow.parquet as pq
+
+    generate(tmp_path / "src", 12, seed=5)
+    cfg = load_config(profile="vgsi", overrides=[
+        f'source.vgsi.text_file="{tmp_path / "src" / TEXT_FILE}"',
+        f'source.vgsi.images="{tmp_path / "src" / IMAGES}"', "generate.enabled=false", "output.rows_per_file=4"])
+    out = tmp_path / "out"
+    build.run_build(cfg, out)
+    where = {}
+    for f in build._corpus_files(out):
+        for doc_id in pq.read_table(f, columns=["id"]).column("id").to_pylist():
+            where[doc_id] = f.name
+    specs = build.plan_queries(cfg.model_copy(update={"generate": cfg.generate.model_copy(update={
+        "documents_per_shard": 4})}), out)
+    assert len(specs) >= 6 and sorted(where) != list(where)  # the release is not in id order
+    assert [d for s in specs for d in s.keys] == list(where)
+    assert all(len({where[d] for d in s.keys}) <= 2 for s in specs)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from wikihow_tiir.io import stable_hash
+from wikihow_tiir.io import sha256_bytes, stable_hash
 from wikihow_tiir.model import Document, ImageMeta
 
 
@@ -76,13 +76,14 @@ class ImagePool:
     at the paper's scale the corpus images are tens of GB)."""
 
     def __init__(self, images: Sequence[PoolImage], loader: BytesLoader | None = None,
-                 vector_cache: Path | None = None):
+                 vector_cache: Path | None = None, blobs: Path | None = None):
         self.images = list(images)
         self._by_key = {im.key: im for im in self.images}
         self._vectors: np.ndarray | None = None
         self._lock = threading.Lock()
         self._loader = loader
         self._vector_cache = Path(vector_cache) if vector_cache is not None else None
+        self._blobs = Path(blobs) if blobs is not None else None
         # computed once per pool, not per query shard (each is a pass over every pooled image: per shard,
         # they made the query stage quadratic in the corpus size)
         self._fingerprint: str | None = None
@@ -94,27 +95,45 @@ class ImagePool:
         return cls(_pool_images(documents, lazy=False))
 
     @classmethod
-    def from_corpus_files(cls, files: Sequence[Path], vector_cache: Path | None = None) -> ImagePool:
+    def from_corpus_files(cls, files: Sequence[Path], vector_cache: Path | None = None,
+                          blobs: Path | None = None) -> ImagePool:
         """A lazy pool over corpus Parquet files: reads every column but the image bytes now, and the
         bytes of picked images later, with a filtered read (corpus documents always carry the bytes
         of their image positions). ``vector_cache``: a folder for the step-text embeddings, shared by
-        every shard and worker of a build."""
+        every shard and worker of a build. ``blobs``: a folder of the pictures by content
+        (``<sha[:2]>/<sha256>.jpg``, written by the corpus stage), read first: a file there costs its
+        own bytes, a pick from the corpus files a whole row group of pictures."""
         from wikihow_tiir.model import document_from_row
         from wikihow_tiir.publish.parquet import read_rows_without
 
         files = sorted(Path(f) for f in files)
         docs = (document_from_row(r) for r in read_rows_without(files))
         return cls(_pool_images(docs, lazy=True), loader=functools.partial(_read_corpus_bytes, tuple(files)),
-                   vector_cache=vector_cache)
+                   vector_cache=vector_cache, blobs=blobs)
 
     def image_bytes(self, keys: Sequence[str]) -> dict[str, bytes]:
         """The bytes of these pool images (held ones directly, the others through the loader in one
         read); a key without bytes is left out."""
         out = {k: im.data for k in keys if (im := self._by_key.get(k)) is not None and im.data is not None}
+        if self._blobs is not None:
+            for k in keys:
+                if k not in out and (im := self._by_key.get(k)) is not None and (data := self._blob(im)):
+                    out[k] = data
         missing = [k for k in keys if k not in out and k in self._by_key]
         if missing and self._loader is not None:
             out.update(self._loader(sorted(set(missing))))
         return out
+
+    def _blob(self, im: PoolImage) -> bytes | None:
+        """The picture from the blob folder, when it is there and is what its name says."""
+        sha = im.meta.sha256
+        if not sha or self._blobs is None:
+            return None
+        try:
+            data = (self._blobs / sha[:2] / f"{sha}.jpg").read_bytes()
+        except OSError:
+            return None
+        return data if sha256_bytes(data) == sha else None
 
     def __len__(self) -> int:
         return len(self.images)
