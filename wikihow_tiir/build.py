@@ -779,6 +779,9 @@ def run_build(cfg: BuildConfig, output: Path, map_shards: MapFn | None = None,
         qspecs = plan_queries(cfg, output)
         log(f"queries: {len(qspecs)} shard(s)")
         qstats = map_shards(functools.partial(run_query_shard, cfg, output), qspecs)
+        # the pool (an object and a vector per corpus image) served the query shards; the flow process
+        # lets it go before the filter loads the corpus, so their memory never adds up
+        _image_pool.cache_clear()
         fin = finalize_queries(cfg, output, qspecs)
         extra_rejects += fin["rejects"]
         info["statistics"]["queries"] = split_stats(fin["split_queries"])
@@ -796,6 +799,7 @@ def run_build(cfg: BuildConfig, output: Path, map_shards: MapFn | None = None,
                                                     cache_dir=work_dir(output, "filter") / "embeddings")
             for warning in info["difficulty"]["warnings"]:
                 log(f"difficulty: {warning}")
+        _load_corpus.cache_clear()  # the filter and the difficulty table are done with the corpus
     info["rejects"] = collect_rejects(output, extra_rejects)
     info["changelog"] = [{"version": __version__, "note": "Built with wikihow-tiir " + __version__}]
     manifest = write_manifest(cfg, output, info)
