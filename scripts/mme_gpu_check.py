@@ -2,6 +2,8 @@
 
     python scripts/mme_gpu_check.py [--steps 6] [--docs 24]
 
+(The evaluation's model families have their own check: ``scripts/eval_gpu_check.py``.)
+
 Self-contained (no pytest): for each MLLM architecture (DeepSeek-VL, Qwen2-VL, Qwen2.5-VL, tiny
 random configs, no download) it checks visual tokens per image = N^2 for every N, the output
 shape, eval-mode determinism, gradients reaching the projector and a save/load round trip; then

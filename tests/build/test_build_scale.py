@@ -12,7 +12,7 @@ from pathlib import Path
 from PIL import Image
 
 from benchmarks.synth_vgsi import GENERATOR_VERSION, IMAGES, TEXT_FILE, generate
-from wikihow_tiir import build
+from wikihow_tiir import build, layout
 from wikihow_tiir.config import load_config
 from wikihow_tiir.generate import ImagePool
 
@@ -54,20 +54,20 @@ def test_query_shards_read_their_picked_pictures_from_the_blob_folder(tmp_path, 
     row group of pictures, so every shard read most of the corpus. A damaged blob is not trusted (its
     name is its sha256): the picture is read from the corpus instead, and the shard writes the same bytes."""
     import wikihow_tiir.generate.pool as pool_mod
-    from wikihow_tiir.publish.parquet import read_rows
+    from wikihow_tiir.storage import read_rows
 
     out = tmp_path / "out"
     cfg = load_config(overrides=[f'source.archive="{tiny_archive}"', "generate.documents_per_shard=2"])
     build.run_build(cfg, out)
-    blobs = build.work_dir(out, "corpus") / "images"
-    shas = {m["sha256"] for r in read_rows(build._corpus_files(out), ["image_meta"]) for m in r["image_meta"] if m}
+    blobs = layout.corpus_image_blobs(out)
+    shas = {m["sha256"] for r in read_rows(layout.corpus_files(out), ["image_meta"]) for m in r["image_meta"] if m}
     assert shas and {p.stem for p in blobs.rglob("*.jpg")} >= shas
     read = []
     real = pool_mod._read_corpus_bytes
     monkeypatch.setattr(pool_mod, "_read_corpus_bytes", lambda files, keys: (read.extend(keys), real(files, keys))[1])
     specs = build.plan_queries(cfg, out)
     spec = specs[0]
-    shard = build.work_dir(out, "queries") / f"{spec.name}.parquet"
+    shard = layout.shard_file(out, "queries", spec.name, "parquet")
     before = shard.read_bytes()
     pool_keys = {im["pool"] for line in (build.work_dir(out, "generate") / "render" / f"{spec.name}.jsonl")
                  .read_text(encoding="utf-8").splitlines() if (rec := json.loads(line)).get("ok")
@@ -98,7 +98,7 @@ def test_a_query_shard_holds_neighbours_in_the_corpus_files(tmp_path):
     out = tmp_path / "out"
     build.run_build(cfg, out)
     where = {}
-    for f in build._corpus_files(out):
+    for f in layout.corpus_files(out):
         for doc_id in pq.read_table(f, columns=["id"]).column("id").to_pylist():
             where[doc_id] = f.name
     specs = build.plan_queries(cfg.model_copy(update={"generate": cfg.generate.model_copy(update={

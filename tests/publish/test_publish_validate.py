@@ -8,9 +8,10 @@ from pathlib import Path
 
 from publish_helpers import make_dataset, manifest_of, rewrite
 
+from wikihow_tiir.layout import DATASET_PATTERNS, dataset_files
 from wikihow_tiir.publish.card import render_card
-from wikihow_tiir.publish.manifest import DATASET_PATTERNS, dataset_files, file_entries
 from wikihow_tiir.publish.validate import validate_dataset
+from wikihow_tiir.storage import file_entries
 
 
 def test_valid_dataset_has_no_problems(tiny_dataset: Path) -> None:
@@ -221,7 +222,7 @@ def test_validation_reads_the_corpus_a_row_group_at_a_time(tmp_path: Path) -> No
     import numpy as np
     from PIL import Image
 
-    from wikihow_tiir.publish.parquet import split_files
+    from wikihow_tiir.layout import split_files
 
     root = make_dataset(tmp_path / "build", n_docs=90)
     rng = np.random.default_rng(0)

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from wikihow_tiir.embeddings import DIM, MODEL_NAME, encode_texts
+from wikihow_tiir.encoders.minilm import DIM, MODEL_NAME, encode_texts
 from wikihow_tiir.io import atomic_write_bytes
+from wikihow_tiir.layout import embedding_sidecars
 
 EncodeFn = Callable[[Sequence[str], int], np.ndarray]
 
@@ -43,7 +44,7 @@ class _CachedTexts:
 
     def __init__(self, cache_dir: Path):
         self.where: dict[bytes, tuple[Path, int]] = {}
-        for side in sorted(cache_dir.glob("*.texts")):
+        for side in embedding_sidecars(cache_dir):
             data = side.read_bytes()
             if len(data) % _DIGEST:
                 continue

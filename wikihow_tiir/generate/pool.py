@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from wikihow_tiir.io import sha256_bytes, stable_hash
+from wikihow_tiir.layout import blob_in
 from wikihow_tiir.model import Document, ImageMeta
 
 
@@ -104,7 +105,7 @@ class ImagePool:
         (``<sha[:2]>/<sha256>.jpg``, written by the corpus stage), read first: a file there costs its
         own bytes, a pick from the corpus files a whole row group of pictures."""
         from wikihow_tiir.model import document_from_row
-        from wikihow_tiir.publish.parquet import read_rows_without
+        from wikihow_tiir.storage import read_rows_without
 
         files = sorted(Path(f) for f in files)
         docs = (document_from_row(r) for r in read_rows_without(files))
@@ -130,7 +131,7 @@ class ImagePool:
         if not sha or self._blobs is None:
             return None
         try:
-            data = (self._blobs / sha[:2] / f"{sha}.jpg").read_bytes()
+            data = blob_in(self._blobs, sha).read_bytes()
         except OSError:
             return None
         return data if sha256_bytes(data) == sha else None
@@ -187,7 +188,7 @@ class ImagePool:
                     if vecs.shape[0] == len(self.images):
                         self._vectors = vecs
                         return vecs
-                from wikihow_tiir.embeddings import encode_texts
+                from wikihow_tiir.encoders.minilm import encode_texts
 
                 self._vectors = encode_texts([im.step_text for im in self.images])
                 if cached is not None:
@@ -219,7 +220,7 @@ def _pool_images(documents: Iterable[Document], lazy: bool) -> list[PoolImage]:
 
 def _read_corpus_bytes(files: tuple[Path, ...], keys: Sequence[str]) -> dict[str, bytes]:
     """Image bytes for ``<doc id>#<position>`` keys from corpus Parquet files (only matching rows)."""
-    from wikihow_tiir.publish.parquet import read_rows_where
+    from wikihow_tiir.storage import read_rows_where
 
     wanted: dict[str, list[tuple[str, int]]] = {}
     for key in keys:

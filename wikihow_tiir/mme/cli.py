@@ -66,9 +66,9 @@ def sweep_command(
     output: Path = typer.Option(None, "--output", "-o", help="Where the table and plot go (default CHECKPOINT/sweep)."),
 ) -> None:
     """Score the checkpoint at every N: nDCG@10 / R@5 and encoding cost against visual tokens per image."""
-    from wikihow_tiir.evaluate.dataset import DatasetError, load_split
     from wikihow_tiir.mme.model import CheckpointError
     from wikihow_tiir.mme.retrieval import sweep
+    from wikihow_tiir.retrieval.dataset import DatasetError, load_split
 
     try:
         ev = load_split(dataset, split)

@@ -19,8 +19,9 @@ class TrainingData:
 
 
 def _files(dataset_dir: Path, config: str, split: str | None) -> list[Path]:
-    pattern = f"{split}-*.parquet" if split else "*.parquet"
-    return sorted((dataset_dir / config).glob(pattern))
+    from wikihow_tiir.layout import config_files, split_files
+
+    return split_files(dataset_dir, config, split) if split else config_files(dataset_dir, config)
 
 
 def load_training_data(dataset_dir: str | Path, split: str = "train") -> TrainingData:
@@ -29,7 +30,7 @@ def load_training_data(dataset_dir: str | Path, split: str = "train") -> Trainin
     Without a ``<split>`` split, all queries (and all qrels) are used, and a note says so; without
     qrels, each query's ``positive_id`` is its positive.
     """
-    from wikihow_tiir.publish.parquet import read_rows
+    from wikihow_tiir.storage import read_rows
 
     dataset_dir = Path(dataset_dir)
     notes: list[str] = []
@@ -76,7 +77,7 @@ def mine_hard_negatives(data: TrainingData, pool: int = 5, block: int = 1024) ->
     """For each query the ``pool`` top documents of the text baseline (all-MiniLM-L6-v2 on the
     text positions), never a relevant one. Training samples one of them per query and epoch, as
     the paper samples its hard negative at random."""
-    from wikihow_tiir.embeddings import encode_texts
+    from wikihow_tiir.encoders.minilm import encode_texts
 
     doc_ids = list(data.documents)
     d = encode_texts([data.documents[i].content.text for i in doc_ids])

@@ -116,7 +116,7 @@ def sweep(documents, queries, qrels: dict[str, dict[str, int]], checkpoint: str,
     ``vision_seconds``); ``encode_seconds`` per N is the projector + pooling + language model time
     for all documents and queries, the part MME makes cheaper.
     """
-    from wikihow_tiir.evaluate.metrics import compute_metrics
+    from wikihow_tiir.retrieval.metrics import compute_metrics
 
     checkpoint = _strip(str(checkpoint))
     output_dir = Path(output_dir)

@@ -29,8 +29,9 @@ import re
 from pathlib import Path
 from typing import Any
 
+from wikihow_tiir import layout
 from wikihow_tiir.io import atomic_write_text
-from wikihow_tiir.publish.manifest import DATASET_PATTERNS, dataset_files
+from wikihow_tiir.layout import DATA_PATTERNS, DATASET_PATTERNS, dataset_files
 from wikihow_tiir.publish.validate import validate_dataset
 
 log = logging.getLogger(__name__)
@@ -73,8 +74,8 @@ def release_card(dataset_dir: Path, repo_id: str, version: str) -> str:
     from wikihow_tiir.publish.card import GENERATED_MARKER, render_card
 
     root = Path(dataset_dir)
-    current = (root / "README.md").read_text(encoding="utf-8")
-    manifest = json.loads((root / "manifest.json").read_text(encoding="utf-8"))
+    current = layout.card_path(root).read_text(encoding="utf-8")
+    manifest = json.loads(layout.manifest_path(root).read_text(encoding="utf-8"))
     if GENERATED_MARKER in current:
         return render_card({**manifest, "repo_id": repo_id, "release": version})
     log.warning("%s/README.md has no generated-card marker: uploading it as it is", root)
@@ -86,7 +87,7 @@ def publish_plan(dataset_dir: Path, repo_id: str, version: str) -> dict[str, Any
     root = Path(dataset_dir)
     card = release_card(root, repo_id, version)
     files = [{"path": p.as_posix(),
-              "bytes": len(card.encode("utf-8")) if p.as_posix() == "README.md" else (root / p).stat().st_size}
+              "bytes": len(card.encode("utf-8")) if p.as_posix() == layout.CARD else (root / p).stat().st_size}
              for p in dataset_files(root)]
     return {
         "repo_id": repo_id,
@@ -140,7 +141,7 @@ def publish_dataset(dataset_dir: Path, repo_id: str, version: str, dry_run: bool
     token = token or get_token()
     if not token:
         raise PublishError("no Hub token: set HF_TOKEN or log in with `hf auth login`")
-    for name, text in (("README.md", plan["card"]), ("manifest.json", (root / "manifest.json").read_text("utf-8"))):
+    for name, text in ((layout.CARD, plan["card"]), (layout.MANIFEST, layout.manifest_path(root).read_text("utf-8"))):
         if token in text:
             raise PublishError(f"{name} contains the Hub token; refusing to publish it")
 
@@ -156,14 +157,14 @@ def publish_dataset(dataset_dir: Path, repo_id: str, version: str, dry_run: bool
         if tag in existing:
             raise PublishError(f"{repo_id} already has version {tag} (commit {existing[tag]}); a published "
                                "version is never moved or reused: publish a new version number")
-        if (root / "README.md").read_text(encoding="utf-8") != plan["card"]:
-            atomic_write_text(root / "README.md", plan["card"])  # the stamped card is what gets uploaded
+        if layout.card_path(root).read_text(encoding="utf-8") != plan["card"]:
+            atomic_write_text(layout.card_path(root), plan["card"])  # the stamped card is what gets uploaded
         commit = api.upload_folder(
             repo_id=repo_id, repo_type="dataset", folder_path=str(root), revision="main",
             allow_patterns=list(DATASET_PATTERNS),
             # data files of the previous version that this one no longer has (e.g. another shard
             # count) must go, or the card's globs would load them alongside the new ones
-            delete_patterns=[p for p in DATASET_PATTERNS if p.endswith(".parquet")],
+            delete_patterns=list(DATA_PATTERNS),
             commit_message=plan["commit_message"],
             commit_description=f"wikiHow-TIIR dataset version {version} ({len(plan['files'])} files, "
                                f"{plan['total_bytes']:,} bytes).",

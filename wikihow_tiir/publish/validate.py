@@ -10,7 +10,8 @@ file and what is wrong, so a refused publish tells the maintainer exactly what t
   article, every query has text and at least one qrel, every qrel points at its query's positive and
   appears once, no article has queries in two splits (the split stage's leak check), interleaved
   positions well-formed, every image decodes, no text of corpus or queries holds a control
-  character, U+FFFD or mojibake;
+  character, U+FFFD or mojibake, the derived ``text`` column equals the text positions joined (a
+  schema 1.0 build has no ``text`` column and is checked against the 1.0 features);
 * ``load_dataset(<dir>, config)`` for each config reads back exactly the rows on disk.
 """
 
@@ -27,11 +28,12 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
+from wikihow_tiir import layout
 from wikihow_tiir.io import sha256_file
+from wikihow_tiir.layout import CONFIGS, data_files
 from wikihow_tiir.publish.card import HUB_LICENSE_ID, parse_card
-from wikihow_tiir.publish.manifest import CONFIGS, data_files, split_of
+from wikihow_tiir.storage import column_names, read_row_groups, read_table, row_count
 
 MAX_LISTED = 10  # per kind of problem, so a broken build gives a readable list
 
@@ -43,7 +45,7 @@ def _limited(problems: list[str], found: list[str], what: str) -> None:
 
 
 def _check_card(root: Path, splits_on_disk: dict[str, set[str]]) -> list[str]:
-    path = root / "README.md"
+    path = layout.card_path(root)
     if not path.is_file():
         return ["README.md (the dataset card) is missing"]
     try:
@@ -72,22 +74,34 @@ def _check_card(root: Path, splits_on_disk: dict[str, set[str]]) -> list[str]:
     try:
         from datasets import Features
 
-        from wikihow_tiir.model import features
+        from wikihow_tiir.model import features, legacy_features
 
         infos = {i.get("config_name"): i for i in meta.get("dataset_info") or [] if isinstance(i, dict)}
         for config in CONFIGS:
             info = infos.get(config)
+            # a schema 1.0 build (no derived ``text`` column in its files) declares the 1.0 features
+            expected = features(config) if _has_text_column(root, config) else legacy_features(config)
             if info is None or "features" not in info:
                 problems.append(f"README.md: dataset_info declares no features for {config!r}")
-            elif Features._from_yaml_list(info["features"]) != features(config):
+            elif Features._from_yaml_list(info["features"]) != expected:
                 problems.append(f"README.md: dataset_info features of {config!r} differ from the data model")
     except Exception as exc:  # a malformed features block raises anything from KeyError to TypeError
         problems.append(f"README.md: dataset_info does not parse as datasets features ({exc})")
     return problems
 
 
+def _has_text_column(root: Path, config: str) -> bool:
+    files = layout.config_files(root, config)
+    if config == "qrels" or not files:
+        return True
+    try:
+        return "text" in column_names(files[0])
+    except Exception:  # an unreadable file is reported by the manifest check
+        return True
+
+
 def _check_manifest(root: Path) -> tuple[list[str], dict[str, Any] | None]:
-    path = root / "manifest.json"
+    path = layout.manifest_path(root)
     if not path.is_file():
         return ["manifest.json is missing"], None
     try:
@@ -113,7 +127,7 @@ def _check_manifest(root: Path) -> tuple[list[str], dict[str, Any] | None]:
         if sha256_file(p) != entry.get("sha256"):
             problems.append(f"{rel}: sha256 differs from manifest.json (file changed after the build?)")
         try:
-            rows = pq.ParquetFile(p).metadata.num_rows
+            rows = row_count(p)
         except Exception as exc:
             problems.append(f"{rel}: not a readable Parquet file ({exc})")
             continue
@@ -123,18 +137,12 @@ def _check_manifest(root: Path) -> tuple[list[str], dict[str, Any] | None]:
 
 
 def _read(root: Path, config: str, split: str, columns: list[str] | None = None) -> pa.Table:
-    files = sorted((root / config).glob(f"{split}-*.parquet"))
-    tables = [pq.read_table(f, columns=columns) for f in files]
-    return pa.concat_tables(tables) if tables else pa.table({})
+    return read_table(layout.split_files(root, config, split), columns)
 
 
 def _row_groups(root: Path, config: str, split: str) -> Iterator[pa.Table]:
-    """The rows of a split one row group at a time: a corpus with its pictures is tens of GB at the
-    paper's scale, never to be read whole."""
-    for f in sorted((root / config).glob(f"{split}-*.parquet")):
-        pf = pq.ParquetFile(f)
-        for rg in range(pf.num_row_groups):
-            yield pf.read_row_group(rg)
+    """The rows of a split one row group at a time (:func:`read_row_groups`)."""
+    return read_row_groups(layout.split_files(root, config, split))
 
 
 # C0 and C1 control characters (and DEL) except tab and newline: they never belong in wikiHow text and
@@ -180,6 +188,7 @@ QUERY_TEXT_FIELDS = ("texts", "image_prompts")
 def _check_rows(root: Path, splits: dict[str, set[str]]) -> list[str]:
     from PIL import Image
 
+    from wikihow_tiir.model import interleaved_text
     from wikihow_tiir.split import articles_in_several_splits
 
     problems: list[str] = []
@@ -209,6 +218,12 @@ def _check_rows(root: Path, splits: dict[str, set[str]]) -> list[str]:
         for row in table.select(["id", *fields]).to_pylist():
             found += _text_problems(row, where, fields)
 
+    def check_stale(table: pa.Table, where: str, found: list[str]) -> None:
+        if "text" in table.column_names:  # derived: a tool that edited texts and kept the old text
+            found += [f"{where}: row {row['id']!r} text is not its text positions joined with newlines "
+                      f"(the derived column is stale)" for row in table.select(["id", "text", "texts"]).to_pylist()
+                      if row["text"] != interleaved_text(row["texts"] or [])]
+
     def check_rows(config: str, split: str, fields: tuple[str, ...], each=None) -> list[str]:
         """Problems of the positions, pictures and texts of a split, read a row group at a time;
         ``each(table)`` sees every row group too."""
@@ -217,14 +232,17 @@ def _check_rows(root: Path, splits: dict[str, set[str]]) -> list[str]:
         bad_shape: list[str] = []
         bad_image: list[str] = []
         bad_text: list[str] = []
+        stale: list[str] = []
         for table in _row_groups(root, config, split):
             if each is not None:
                 each(table)
             check_interleaved(table, where, bad_shape, bad_image)
             check_texts(table, where, fields, bad_text)
+            check_stale(table, where, stale)
         _limited(found, bad_shape, "malformed positions")
         _limited(found, bad_image, "undecodable images")
         _limited(found, bad_text, "bad texts")
+        _limited(found, stale, "stale text columns")
         return found
 
     def corpus_ids_of(ids: list[str], table: pa.Table) -> None:
@@ -348,10 +366,7 @@ def validate_dataset(dataset_dir: Path, check_load: bool = True) -> list[str]:
     root = Path(dataset_dir)
     if not root.is_dir():
         return [f"{root}: not a folder"]
-    splits: dict[str, set[str]] = {}
-    for rel in data_files(root):
-        config, split = split_of(rel.as_posix())
-        splits.setdefault(config, set()).add(split)
+    splits = layout.splits_on_disk(root)
     problems: list[str] = []
     for config in CONFIGS:
         if not splits.get(config):
