@@ -132,12 +132,12 @@ def _instrument(clock: _Clock) -> None:
         setattr(module, name, clock.wrap(stage, getattr(module, name)))
     run_build = build.run_build
 
-    def timed_run_build(cfg, output, map_shards=None, log=lambda m: None):
+    def timed_run_build(cfg, output, map_shards=None, log=lambda m: None, **kwargs):
         def timed_map(fn, specs):
             stage = specs[0].stage if specs else "corpus"
             return clock.wrap(stage, map_shards)(fn, specs)
 
-        return run_build(cfg, output, timed_map if map_shards is not None else None, log)
+        return run_build(cfg, output, timed_map if map_shards is not None else None, log, **kwargs)
 
     build.run_build = timed_run_build
 
@@ -242,7 +242,7 @@ def minilm_rate(n_texts: int = 256) -> float:
     """MiniLM texts/s (bare ``encode``, batch 32) on the filter bench's synthetic documents: how fast this
     machine is right now, against the quiet-machine figure of ``results/filter.json``."""
     from benchmarks.bench_filter import synthetic
-    from wikihow_tiir.embeddings import load_text_embedder
+    from wikihow_tiir.encoders.minilm import load_text_embedder
 
     docs, _ = synthetic(n_texts, 0, seed=1)
     texts = [d.content.text for d in docs]
@@ -295,6 +295,28 @@ def measure(source: Path, output: Path, runner: str, workers: int = 2) -> dict[s
     figures["wall_ms_per_document"] = round(1000 * figures["build_wall_s"] / docs, 2)
     figures["cpu_ms_per_document"] = round(1000 * figures["build_cpu_s"] / docs, 2)
     return figures
+
+
+def run_file(runner: str, size: int, seed: int) -> Path:
+    """Where one measured build's figures are kept (``WIKIHOW_SCALE_REUSE=1`` assembles the area from them)."""
+    return ROOT / "runs" / f"{runner}-{size}-seed{seed}.json"
+
+
+def measure_one(runner: str, size: int, sizes: tuple[int, ...], seed: int = 13) -> dict[str, Any]:
+    """Generate the (nested) sources up to ``size`` and measure one build; keep its figures in
+    :func:`run_file`. Lets the largest, longest build start first, in a process of its own."""
+    previous: Path | None = None
+    for s in sorted(x for x in sizes if x <= size):
+        path, info = source_for(s, seed, previous)
+        previous = path
+    r = measure(path, ROOT / "builds" / f"{runner}-{size}", runner)
+    r["source"] = info
+    r["code"] = _git_commit()
+    if os.environ.get("WIKIHOW_SCALE_KEEP") != "1":
+        shutil.rmtree(ROOT / "builds" / f"{runner}-{size}", ignore_errors=True)
+    run_file(runner, size, seed).parent.mkdir(parents=True, exist_ok=True)
+    run_file(runner, size, seed).write_text(json.dumps(r, indent=2, sort_keys=True), encoding="utf-8")
+    return r
 
 
 def source_for(size: int, seed: int, images_from: Path | None) -> tuple[Path, dict[str, Any]]:
@@ -446,6 +468,7 @@ def run(quick: bool = False) -> dict[str, Any]:
     sizes = tuple(int(s) for s in env_sizes.split(",")) if env_sizes else QUICK_SIZES if quick else DEFAULT_SIZES
     runners = tuple(os.environ.get("WIKIHOW_SCALE_RUNNERS", "thread,dask").split(","))
     keep = os.environ.get("WIKIHOW_SCALE_KEEP") == "1"
+    reuse = os.environ.get("WIKIHOW_SCALE_REUSE") == "1"  # runs measured before by `--one` (each says its code)
     seed = 13
     sources: dict[int, dict[str, Any]] = {}
     previous: Path | None = None
@@ -459,8 +482,13 @@ def run(quick: bool = False) -> dict[str, Any]:
         runs = []
         for size in sizes:
             out = ROOT / "builds" / f"{runner}-{size}"
+            if reuse and run_file(runner, size, seed).is_file():
+                runs.append(json.loads(run_file(runner, size, seed).read_text(encoding="utf-8")))
+                print(f"   {runner} {size}: measured before ({runs[-1].get('code')})", flush=True)
+                continue
             print(f"   {runner} {size} articles ...", flush=True)
             r = measure(paths[size], out, runner)
+            r["code"] = _git_commit()
             print(f"   {runner} {size}: {r['build_wall_s']} s, {r['documents']} documents, "
                   f"flow peak {r['flow_peak_mb']} MB, workers {r['worker_peak_mb']} MB", flush=True)
             runs.append(r)
@@ -486,5 +514,11 @@ if __name__ == "__main__":
         from benchmarks.bench_scale import child as _child
 
         _child(json.loads(sys.argv[2]))
+    elif len(sys.argv) >= 4 and sys.argv[1] == "--one":  # --one RUNNER SIZE [SIZES]: one build, kept
+        from benchmarks.bench_scale import measure_one as _one
+
+        _sizes = tuple(int(x) for x in sys.argv[4].split(",")) if len(sys.argv) > 4 else DEFAULT_SIZES
+        _r = _one(sys.argv[2], int(sys.argv[3]), _sizes)
+        print(json.dumps({k: _r[k] for k in ("build_wall_s", "documents", "flow_peak_mb", "worker_peak_mb")}))
     else:
         print(json.dumps(run(quick="--quick" in sys.argv), indent=2))
