@@ -125,3 +125,36 @@ def test_the_flow_process_lets_go_of_the_pool_and_the_corpus(tmp_path, tiny_arch
     gc.collect()
     assert all(ref() is None for ref in pools)
     assert build._load_corpus.cache_info().currsize == 0
+
+
+def _run(articles: int, wall_per_article: float, quad: float = 0.0, flow_mb: float = 1000.0) -> dict:
+    corpus = wall_per_article * articles + quad * articles ** 2
+    stages = {"corpus": {"wall_s": corpus, "cpu_s": 2 * corpus}, "other": {"wall_s": 10.0, "cpu_s": 10.0}}
+    wall = corpus + 10.0
+    docs = 3 * articles
+    return {"articles": articles, "documents": docs, "stages": stages, "flow_peak_mb": flow_mb,
+            "worker_peak_mb": 0, "wall_ms_per_document": 1000 * wall / docs,
+            "cpu_ms_per_document": 1000 * (2 * corpus + 10) / docs, "minilm_texts_per_s": 70.0}
+
+
+def test_the_scale_bench_extrapolates_the_marginal_cost_and_sees_a_quadratic_part():
+    """The extrapolation to the paper's scale follows the line through the two largest sizes (fixed costs
+    do not dilute it), shows a quadratic stage beside it, scales wall time by how fast MiniLM ran against
+    the quiet-machine reference, and spreads only the shard stages over N workers."""
+    from benchmarks.bench_scale import _growth, extrapolate
+
+    linear = [_run(a, 0.5) for a in (100, 400, 1600)]
+    ext = extrapolate(linear, 10_000, reference_rate=140.0)
+    assert ext["stages"]["corpus"]["wall_s"] == 5000.0 and ext["stages"]["other"]["wall_s"] == 10.0
+    assert ext["stages"]["corpus"]["wall_quadratic_s"] == 5000.0
+    assert ext["documents"] == 30_000 and ext["minilm_speed_vs_reference"] == 0.5
+    assert ext["unloaded_wall_h"] == round(5010 * 0.5 / 3600, 2)
+    assert ext["on_n_workers_h"]["4"] == round((10 + 5000 / 2) * 0.5 / 3600, 2)
+    quadratic = [_run(a, 0.5, quad=1e-3) for a in (100, 400, 1600)]
+    q = extrapolate(quadratic, 10_000)
+    assert q["stages"]["corpus"]["wall_quadratic_s"] > 1.5 * q["stages"]["corpus"]["wall_s"]
+    growth = _growth(linear)
+    assert growth["time_per_document"] < 1.0 and growth["meets_time_target"]
+    grown = _growth([_run(100, 0.5), _run(1600, 0.5, quad=1e-3, flow_mb=2000.0)])
+    assert not grown["meets_time_target"] and not grown["meets_memory_target"]
+    assert grown["flow_peak_memory"] == 2.0
