@@ -10,7 +10,10 @@ then the growth from the smallest to the largest size against the issue's target
 to the paper's scale (53,189 VGSI articles, 772,294 step images, 155,262 documents) on one 2-core machine
 and on N workers. ``benchmarks/results/scale.png``: time and memory per size, per stage, stacked.
 
-Sizes: ``WIKIHOW_SCALE_SIZES=500,2000,8000`` (default below); runners: ``WIKIHOW_SCALE_RUNNERS=thread,dask``.
+Sizes: ``WIKIHOW_SCALE_SIZES`` (default 32, 125 and 500 articles: what finishes in well under an hour on a
+shared 2-core machine; the issue's 500,2000,8000 take hours there); runners: ``WIKIHOW_SCALE_RUNNERS=thread,dask``.
+``python -m benchmarks.bench_scale --one RUNNER SIZE [SIZES]`` measures one build and keeps its figures;
+``WIKIHOW_SCALE_REUSE=1`` then assembles the area from the kept ones (each carries its commit).
 Sources and builds live under ``data/builds/bench-scale/`` (sources are kept for the next run, builds are
 deleted once measured unless ``WIKIHOW_SCALE_KEEP=1``).
 """
@@ -32,7 +35,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
 ROOT = REPO / "data" / "builds" / "bench-scale"
-DEFAULT_SIZES = (500, 2000, 8000)
+DEFAULT_SIZES = (32, 125, 500)
 QUICK_SIZES = (12, 48)
 PAPER = {"articles": 53_189, "images": 772_294, "documents": 155_262}
 # the issue's targets
