@@ -13,7 +13,8 @@ and on N workers. ``benchmarks/results/scale.png``: time and memory per size, pe
 Sizes: ``WIKIHOW_SCALE_SIZES`` (default 32, 125 and 500 articles: what finishes in well under an hour on a
 shared 2-core machine; the issue's 500,2000,8000 take hours there); runners: ``WIKIHOW_SCALE_RUNNERS=thread,dask``.
 ``python -m benchmarks.bench_scale --one RUNNER SIZE [SIZES]`` measures one build and keeps its figures;
-``WIKIHOW_SCALE_REUSE=1`` then assembles the area from the kept ones (each carries its commit).
+``WIKIHOW_SCALE_REUSE=1`` then assembles the area from the kept ones (each carries its commit), measuring
+what is missing; ``WIKIHOW_SCALE_REUSE=only`` leaves a missing one out (listed under ``not_measured``).
 Sources and builds live under ``data/builds/bench-scale/`` (sources are kept for the next run, builds are
 deleted once measured unless ``WIKIHOW_SCALE_KEEP=1``).
 """
@@ -471,7 +472,9 @@ def run(quick: bool = False) -> dict[str, Any]:
     sizes = tuple(int(s) for s in env_sizes.split(",")) if env_sizes else QUICK_SIZES if quick else DEFAULT_SIZES
     runners = tuple(os.environ.get("WIKIHOW_SCALE_RUNNERS", "thread,dask").split(","))
     keep = os.environ.get("WIKIHOW_SCALE_KEEP") == "1"
-    reuse = os.environ.get("WIKIHOW_SCALE_REUSE") == "1"  # runs measured before by `--one` (each says its code)
+    # runs measured before by `--one` (each says its code); "only": a size not measured so is left out
+    reuse = os.environ.get("WIKIHOW_SCALE_REUSE") in ("1", "only")
+    reuse_only = os.environ.get("WIKIHOW_SCALE_REUSE") == "only"
     seed = 13
     sources: dict[int, dict[str, Any]] = {}
     previous: Path | None = None
@@ -489,6 +492,9 @@ def run(quick: bool = False) -> dict[str, Any]:
                 runs.append(json.loads(run_file(runner, size, seed).read_text(encoding="utf-8")))
                 print(f"   {runner} {size}: measured before ({runs[-1].get('code')})", flush=True)
                 continue
+            if reuse_only:
+                figures.setdefault("not_measured", []).append({"runner": runner, "articles": size})
+                continue
             print(f"   {runner} {size} articles ...", flush=True)
             r = measure(paths[size], out, runner)
             r["code"] = _git_commit()
@@ -497,15 +503,16 @@ def run(quick: bool = False) -> dict[str, Any]:
             runs.append(r)
             if not keep:
                 shutil.rmtree(out, ignore_errors=True)
-        figures["runs"][runner] = runs
-    figures["growth"] = {runner: _growth(runs) for runner, runs in figures["runs"].items()}
+        if runs:
+            figures["runs"][runner] = runs
+    figures["growth"] = {runner: _growth(runs) for runner, runs in figures["runs"].items() if len(runs) > 1}
     figures["targets"] = {"time_per_document_growth_max": TARGET_TIME_GROWTH,
                           "flow_peak_memory_growth_max": TARGET_MEMORY_GROWTH,
                           "paper_scale_one_machine_hours_max": TARGET_PAPER_HOURS}
     ref = reference_rate()
     figures["minilm_reference_texts_per_s"] = ref
     figures["extrapolation"] = {runner: extrapolate(runs, PAPER["articles"], reference_rate=ref)
-                                for runner, runs in figures["runs"].items()}
+                                for runner, runs in figures["runs"].items() if len(runs) > 1}
     figures["paper"] = PAPER
     figures["code"] = _git_commit()
     plot(figures, (RESULTS / "quick" if quick else RESULTS) / "scale.png")
