@@ -197,10 +197,10 @@ def plan_corpus(cfg: BuildConfig, rejects: list[Reject] | None = None) -> list[S
 
 
 class _VgsiStore:
-    def __init__(self, cfg: BuildConfig):
+    def __init__(self, cfg: BuildConfig, image_ids: list[tuple[str, str]]):
         from wikihow_tiir.sources.vgsi import VgsiImageStore
 
-        self._store = VgsiImageStore(cfg.source.vgsi)
+        self._store = VgsiImageStore(cfg.source.vgsi, image_ids=image_ids)
 
     def get_bytes(self, url: str) -> bytes | None:
         return self._store.get_bytes(url)
@@ -235,8 +235,11 @@ def run_corpus_shard(cfg: BuildConfig, output: Path, spec: ShardSpec) -> dict[st
     if cfg.source.kind == "vgsi":
         from wikihow_tiir.sources.vgsi import read_vgsi_articles
 
-        articles = read_vgsi_articles(cfg.source.vgsi, [int(k) for k in spec.keys])
-        shard = build_corpus_shard(None, _VgsiStore(cfg), cfg, articles=articles)
+        # the store of just this shard's pictures: mapping every URL of the release per shard made the
+        # corpus stage quadratic in the number of articles
+        image_ids: list[tuple[str, str]] = []
+        articles = read_vgsi_articles(cfg.source.vgsi, [int(k) for k in spec.keys], image_ids)
+        shard = build_corpus_shard(None, _VgsiStore(cfg, image_ids), cfg, articles=articles)
     else:
         from wikihow_tiir.sources.archive import ArchiveError
 
@@ -254,6 +257,7 @@ def run_corpus_shard(cfg: BuildConfig, output: Path, spec: ShardSpec) -> dict[st
             pages.append(PageInput(url=url, body=body, fetched_at=rec.fetched_at, sha256=rec.sha256,
                                    source=cfg.source.kind))
         shard = build_corpus_shard(pages, archive, cfg, unread=unread)
+    _write_image_blobs(output, shard.documents)
     page_rejects = ({"page": p, "reject": r.to_dict()} for p, r in zip(shard.reject_pages, shard.rejects, strict=True))
     articles = (_article_summary(a, p) for p, a in zip(shard.article_pages, shard.articles, strict=True))
     files = _write_shard_files(output, spec, {
@@ -263,6 +267,28 @@ def run_corpus_shard(cfg: BuildConfig, output: Path, spec: ShardSpec) -> dict[st
         "context.parquet": _contexts_bytes(shard.contexts, shard.documents),
     })
     return _finish(output, spec, fp, shard.stats, files)
+
+
+def _write_image_blobs(output: Path, documents: list[Document]) -> None:
+    """The documents' pictures into the blob folder (:func:`layout.corpus_image_blob`), where the offline
+    renderer reads the few it picks for a query (from the corpus files a pick costs a whole row group of
+    pictures: every query shard read most of the corpus). A file that exists is the same picture: its name
+    is its sha256, which readers check. No fsync: a torn file fails that check and the corpus is read."""
+    import os
+    import tempfile
+
+    for doc in documents:
+        for data, meta in zip(doc.content.images, doc.content.image_meta, strict=True):
+            if meta is None or not data or not meta.sha256:
+                continue
+            path = layout.corpus_image_blob(output, meta.sha256)
+            if path.is_file():
+                continue
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
 
 
 def _write_shard_files(output: Path, spec: ShardSpec, contents: dict[str, bytes]) -> dict[str, dict[str, Any]]:
@@ -454,7 +480,8 @@ def _image_pool(corpus_root: str, marker: str, vector_cache: str):
     work/generate/ once per build, so every shard and worker re-uses them."""
     from wikihow_tiir.generate import ImagePool
 
-    return ImagePool.from_corpus_files(layout.corpus_files(corpus_root), vector_cache=Path(vector_cache))
+    return ImagePool.from_corpus_files(layout.corpus_files(corpus_root), vector_cache=Path(vector_cache),
+                                       blobs=layout.corpus_image_blobs(corpus_root))
 
 
 def _pool(output: Path, corpus_root: Path):
@@ -464,12 +491,16 @@ def _pool(output: Path, corpus_root: Path):
 
 def plan_queries(cfg: BuildConfig, output: Path, corpus_root: Path | None = None,
                  limit: int | None = None) -> list[ShardSpec]:
-    """Query shards of ``generate.documents_per_shard`` corpus documents (by id; the first ``limit``)."""
+    """Query shards of ``generate.documents_per_shard`` corpus documents (the first ``limit`` by id), in
+    corpus order: a shard's documents are then neighbours in the corpus files and reading them touches
+    one or two row groups (sorted ids of a release not sorted by id touch every one)."""
     output = Path(output)
     source = Path(corpus_root) if corpus_root is not None else output
     files = layout.corpus_files(source)
-    ids = sorted(r["id"] for r in read_rows(files, columns=["id"]))
-    ids = ids[:limit] if limit is not None else ids
+    ids = [r["id"] for r in read_rows(files, columns=["id"])]
+    if limit is not None:
+        chosen = set(sorted(ids)[:limit])
+        ids = [i for i in ids if i in chosen]
     if cfg.generate.render.kind == "offline" and ids:
         _pool(output, source).vectors()  # computed here once, not per worker
     specs = [ShardSpec("queries", i, c) for i, c in enumerate(_chunks(ids, cfg.generate.documents_per_shard))]
@@ -839,6 +870,9 @@ def _build(cfg: BuildConfig, output: Path, target: str | Path, map_shards: MapFn
         log(f"queries: {len(qspecs)} shard(s)")
         qstats = map_shards(functools.partial(run_shard, "queries", cfg, target), qspecs)
         sync.after_shards("queries", qspecs)
+        # the pool (an object and a vector per corpus image) served the query shards; the flow process
+        # lets it go before the filter loads the corpus, so their memory never adds up
+        _image_pool.cache_clear()
         filtered = step("filter", lambda: filter_stage(cfg, output, qspecs))
         sides = step("previous-splits", prev.article_sides) if prev is not None else None
         fin = step("split", lambda: split_stage(cfg, output, qspecs, filtered, sides))
@@ -858,6 +892,7 @@ def _build(cfg: BuildConfig, output: Path, target: str | Path, map_shards: MapFn
                 fin["split_queries"], load_corpus(output), cfg, cache_dir=layout.filter_embeddings(output)))
             for warning in info["difficulty"]["warnings"]:
                 log(f"difficulty: {warning}")
+        _load_corpus.cache_clear()  # the filter and the difficulty table are done with the corpus
     info["rejects"] = step("rejects", lambda: collect_rejects(output, extra_rejects))
     info["changelog"] = [{"version": __version__, "note": "Built with wikihow-tiir " + __version__}]
     if prev is not None:

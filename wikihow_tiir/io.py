@@ -37,6 +37,7 @@ def _file_mode() -> int:
 
 
 _FILE_MODE = _file_mode()
+FILE_MODE = _FILE_MODE  # for writers that stream into their own temp file (storage.write_parquet_stream)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

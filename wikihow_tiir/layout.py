@@ -14,6 +14,7 @@
   work/                                         resumable intermediate state, never published:
     wikihow-tiir-build.json                     the folder is a build (written when one starts)
     corpus/shard-NNNNN.<kind>                   corpus shards (+ .done markers), context.parquet, corpus-id
+    corpus/images/<sha[:2]>/<sha256>.jpg        every normalized picture once, by content (the renderer's)
     queries/shard-NNNNN.<kind>                  query shards (+ .done markers)
     generate/                                   the generator's stage records, request cache, pool vectors
     filter/                                     kept.jsonl, embeddings/ (the filter's cache_dir)
@@ -243,6 +244,22 @@ def corpus_context(root: str | Path) -> Path:
     return work_dir(root, "corpus") / "context.parquet"
 
 
+def corpus_image_blobs(root: str | Path) -> Path:
+    """``work/corpus/images/``: every normalized corpus picture once, by content, where the offline
+    renderer reads the few it picks (:func:`corpus_image_blob`)."""
+    return work_dir(root, "corpus") / "images"
+
+
+def corpus_image_blob(root: str | Path, sha256: str) -> Path:
+    """``work/corpus/images/<sha[:2]>/<sha256>.jpg``: one picture of the blob folder."""
+    return blob_in(corpus_image_blobs(root), sha256)
+
+
+def blob_in(folder: str | Path, sha256: str) -> Path:
+    """``<folder>/<sha[:2]>/<sha256>.jpg``: a picture of a blob folder, by content."""
+    return Path(folder) / sha256[:2] / f"{sha256}.jpg"
+
+
 def corpus_id_file(root: str | Path) -> Path:
     """``work/corpus/corpus-id``: the corpus's identity for the query shards' fingerprints."""
     return work_dir(root, "corpus") / "corpus-id"
@@ -266,6 +283,12 @@ def files_under(root: str | Path) -> list[Path]:
     """Every file under ``root``, sorted: a local copy of a folder on object storage is synced file by file
     (:mod:`wikihow_tiir.remote`)."""
     return sorted(p for p in Path(root).rglob("*") if p.is_file())
+
+
+def embedding_sidecars(cache_dir: str | Path) -> list[Path]:
+    """The ``<key>.texts`` files of an embedding cache folder (the digests of each ``<key>.npy``'s texts),
+    sorted."""
+    return sorted(Path(cache_dir).glob("*.texts"))
 
 
 def generate_cli_dir(root: str | Path) -> Path:

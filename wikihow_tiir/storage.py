@@ -11,7 +11,10 @@ the image columns without extra arguments.
 from __future__ import annotations
 
 import io
+import itertools
 import math
+import os
+import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,7 +22,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from wikihow_tiir.io import atomic_write_bytes, sha256_file
+from wikihow_tiir.io import FILE_MODE, atomic_write_bytes, sha256_file
 from wikihow_tiir.layout import data_files, own_shard_files, shard_name
 from wikihow_tiir.model import arrow_schema, with_derived_columns
 
@@ -103,25 +106,56 @@ def write_sharded(out_dir: str | Path, rows: Sequence[dict[str, Any]], config: s
 
 def write_sharded_iter(out_dir: str | Path, rows: Iterable[dict[str, Any]], total: int, config: str, split: str,
                        rows_per_shard: int = 1000) -> list[Path]:
-    """Like :func:`write_sharded` for a stream of ``total`` rows, holding one file's rows at a time."""
+    """Like :func:`write_sharded` for a stream of ``total`` rows, holding one row group's rows at a time
+    (:func:`write_parquet_stream`: a file of 1,000 corpus rows with their pictures held whole was the
+    flow process's peak memory while the corpus was merged)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     n_files = math.ceil(total / rows_per_shard) if total else 0
     _remove_stale(out_dir, split, {shard_name(split, i, n_files) for i in range(n_files)})
     paths: list[Path] = []
-    buf: list[dict[str, Any]] = []
+    it = iter(rows)
     seen = 0
-    for row in rows:
-        buf.append(row)
-        seen += 1
-        if len(buf) == rows_per_shard:
-            paths.append(write_parquet(out_dir / shard_name(split, len(paths), n_files), buf, config))
-            buf = []
-    if buf:
-        paths.append(write_parquet(out_dir / shard_name(split, len(paths), n_files), buf, config))
+    for i in range(n_files):
+        want = min(rows_per_shard, total - i * rows_per_shard)
+        got = write_parquet_stream(out_dir / shard_name(split, i, n_files), itertools.islice(it, want), config)
+        seen += got
+        if got != want:
+            break
+        paths.append(out_dir / shard_name(split, i, n_files))
+    seen += sum(1 for _ in it)
     if seen != total:
         raise ValueError(f"expected {total} rows for {config}/{split}, got {seen}")
     return paths
+
+
+def write_parquet_stream(path: str | Path, rows: Iterable[dict[str, Any]], config: str,
+                         row_group_size: int = ROW_GROUP_SIZE) -> int:
+    """Atomically write one Parquet file from a stream of rows, a row group at a time: the same bytes as
+    :func:`write_parquet` of the same rows. Returns the number of rows; with none, nothing is written."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    n = 0
+    try:
+        os.fchmod(fd, FILE_MODE)
+        with os.fdopen(fd, "wb") as f:
+            with pq.ParquetWriter(f, arrow_schema(config), compression="zstd", write_statistics=True,
+                                  use_dictionary=True) as writer:
+                it = iter(rows)
+                while chunk := list(itertools.islice(it, row_group_size)):
+                    writer.write_table(table_from_rows(chunk, config), row_group_size=row_group_size)
+                    n += len(chunk)
+            f.flush()
+            os.fsync(f.fileno())
+        if n:
+            os.replace(tmp, path)
+            return n
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    os.unlink(tmp)
+    return 0
 
 
 def remove_shards(out_dir: str | Path, split: str) -> None:
@@ -181,6 +215,15 @@ def read_batches(paths: Iterable[str | Path], batch_size: int, skip: str | None 
                 for row in rows:
                     row[skip] = [None] * len(row["texts"])
             yield rows
+
+
+def read_row_groups(paths: Iterable[str | Path], columns: list[str] | None = None) -> Iterator[pa.Table]:
+    """Parquet files one row group at a time, in the given order: a corpus with its pictures is tens of GB
+    at the paper's scale, never to be read whole."""
+    for p in paths:
+        pf = pq.ParquetFile(p)
+        for rg in range(pf.num_row_groups):
+            yield pf.read_row_group(rg, columns=columns)
 
 
 def read_table(paths: Iterable[str | Path], columns: list[str] | None = None) -> pa.Table:

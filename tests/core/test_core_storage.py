@@ -127,3 +127,49 @@ def test_atomic_writes_get_the_usual_file_mode(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert stat.S_IMODE((tmp_path / "a.txt").stat().st_mode) == 0o666 & ~mask
+
+
+def test_a_streamed_shard_set_is_the_same_bytes_holding_one_row_group_at_a_time(tmp_path):
+    """Issue 15: `write_sharded_iter` (the corpus merge, the query splits) held a whole file's rows (1,000
+    corpus rows with their pictures: the flow process's peak while the corpus was merged); it now holds
+    one row group's, and writes the same bytes as the whole-file writer, with the usual file mode."""
+    import os
+    import stat
+
+    from wikihow_tiir.storage import ROW_GROUP_SIZE, write_sharded_iter
+
+    rows = [document_to_row(_doc(i)) for i in range(2 * ROW_GROUP_SIZE + 30)]
+    whole = write_sharded(tmp_path / "whole", rows, "corpus", "corpus", rows_per_shard=ROW_GROUP_SIZE * 2)
+    held, most = 0, 0
+
+    def stream():
+        nonlocal held, most
+        for r in rows:
+            held += 1  # rows taken from the stream and not yet written (see write_parquet_stream)
+            most = max(most, held)
+            yield r
+
+    import wikihow_tiir.storage as storage
+
+    real = storage.table_from_rows
+
+    def counted(chunk, config):
+        nonlocal held
+        held -= len(chunk)
+        return real(chunk, config)
+
+    storage.table_from_rows = counted
+    try:
+        streamed = write_sharded_iter(tmp_path / "stream", stream(), len(rows), "corpus", "corpus",
+                                      rows_per_shard=ROW_GROUP_SIZE * 2)
+    finally:
+        storage.table_from_rows = real
+    assert [p.name for p in streamed] == [p.name for p in whole] and len(whole) == 2
+    assert [p.read_bytes() for p in streamed] == [p.read_bytes() for p in whole]
+    assert most <= ROW_GROUP_SIZE
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(streamed[0].stat().st_mode) == 0o666 & ~mask
+    assert not [p for p in (tmp_path / "stream").iterdir() if p.name.startswith(".")]  # no temp file left
+    with pytest.raises(ValueError, match="expected 231 rows"):
+        write_sharded_iter(tmp_path / "short", iter(rows[:5]), 231, "corpus", "corpus", rows_per_shard=200)

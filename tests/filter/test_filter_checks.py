@@ -413,3 +413,23 @@ def test_the_registry_documents_every_reason_score_and_setting():
     assert SCORE_SETTINGS["full_rank"] == ("answerability_top_k",)
     # the report lists every check with its thresholds
     assert list(REASONS)[:4] == ["duplicate-id", "malformed-sequence", "text-encoding", "positive-missing"]
+
+
+def test_the_difficulty_table_encodes_no_query_or_document_the_filter_encoded(tmp_path, corpus, monkeypatch):
+    """Issue 15: after the filter, the build's difficulty table (MiniLM text only and text + image prompts,
+    on the test split and on all kept queries) reads every vector back from the filter's cache."""
+    import wikihow_tiir.filter.vectors as vectors_mod
+    from wikihow_tiir.config import BuildConfig
+    from wikihow_tiir.difficulty import measure_difficulty
+    from wikihow_tiir.split import split_queries
+
+    cfg = BuildConfig()
+    result = _filter_queries(make_queries(), corpus, cfg.filter, cache_dir=tmp_path)
+    splits = split_queries(result.kept, cfg.split.model_copy(update={"test_share": 0.5}))
+    assert splits["test"] and splits["train"]
+    encoded = []
+    real = vectors_mod.encode_texts
+    monkeypatch.setattr(vectors_mod, "encode_texts", lambda t, **k: (encoded.extend(t), real(t, **k))[1])
+    diff = measure_difficulty(splits, corpus, cfg, cache_dir=tmp_path / "embeddings")
+    assert encoded == []
+    assert set(diff["splits"]["test"]["models"]) == {"bm25", "minilm", "minilm-prompts"}

@@ -66,7 +66,7 @@ def test_embed_cached_reuses_shards(tmp_path):
 
     texts = ["a", "bb", "ccc", "dddd", "eeeee"]
     first, stats = embed_cached(texts, shard_size=2, cache_dir=tmp_path, encode=fake_encode)
-    assert stats == {"texts": 5, "shards": 3, "cached_shards": 0, "encoded_texts": 5}
+    assert stats == {"texts": 5, "shards": 3, "cached_shards": 0, "encoded_texts": 5, "reused_texts": 0}
     calls.clear()
     changed = texts[:4] + ["ffffff"]  # only the last shard differs
     second, stats = embed_cached(changed, shard_size=2, cache_dir=tmp_path, encode=fake_encode)
@@ -75,3 +75,29 @@ def test_embed_cached_reuses_shards(tmp_path):
     (next(tmp_path.glob("*.npy"))).write_bytes(b"broken")  # a damaged file is recomputed, not fatal
     third, _ = embed_cached(texts, shard_size=2, cache_dir=tmp_path, encode=fake_encode)
     assert np.array_equal(first, third)
+
+
+def test_embed_cached_reads_back_texts_encoded_in_other_shards(tmp_path):
+    """Issue 15: the difficulty table embeds the filter's queries again, grouped otherwise (the kept ones,
+    the test split); whole-shard keys never matched, so every text was encoded twice. A text any cached
+    shard holds is read back; only new texts are encoded; a damaged shard's texts are encoded again."""
+    calls = []
+
+    def fake_encode(texts, batch_size):
+        calls.append(list(texts))
+        return np.stack([np.eye(384, dtype=np.float32)[len(t)] * (1 + 0.001 * len(calls)) for t in texts])
+
+    first, _ = embed_cached(["a", "bb", "ccc", "dddd", "eeeee"], shard_size=2, cache_dir=tmp_path, encode=fake_encode)
+    calls.clear()
+    regrouped, stats = embed_cached(["ccc", "a", "zz", "eeeee"], shard_size=3, cache_dir=tmp_path, encode=fake_encode)
+    assert calls == [["zz"]]
+    assert (stats["encoded_texts"], stats["reused_texts"], stats["cached_shards"]) == (1, 2, 1)  # ["eeeee"]: a shard
+    assert np.array_equal(regrouped[[0, 1, 3]], first[[2, 0, 4]])  # the very vectors of the first run
+    calls.clear()
+    again, stats = embed_cached(["ccc", "a", "zz", "eeeee"], shard_size=3, cache_dir=tmp_path, encode=fake_encode)
+    assert calls == [] and stats["cached_shards"] == 2 and np.array_equal(again, regrouped)
+    for npy in tmp_path.glob("*.npy"):
+        npy.write_bytes(b"broken")
+    calls.clear()
+    embed_cached(["a", "bb"], shard_size=3, cache_dir=tmp_path, encode=fake_encode)
+    assert calls == [["a", "bb"]]

@@ -63,3 +63,51 @@ def test_a_picked_image_without_bytes_is_a_reject_not_a_crash(tmp_path, document
     result = generate_queries(documents, lazy, GenerateConfig(), seed=3, work_dir=tmp_path / "w", shard_id="s")
     assert not result.queries
     assert {r.reason for r in result.rejects} == {"missing-image-bytes"}
+
+
+def test_the_pool_is_walked_once_per_build_not_once_per_query_shard(tmp_path, documents, monkeypatch):
+    """Issue 15: fingerprint, step-text index and the renderer's filter columns are passes over every
+    pooled image (770k at the paper's scale); computed per query shard they made the query stage
+    quadratic in the corpus size. A pool computes each once, however many shards use it."""
+    import wikihow_tiir.generate.pool as pool_mod
+
+    hashed = []
+    real = pool_mod.stable_hash
+    monkeypatch.setattr(pool_mod, "stable_hash", lambda *a: (hashed.append(1), real(*a))[1])
+    lazy = ImagePool.from_corpus_files(_corpus_files(tmp_path, documents), vector_cache=tmp_path / "gen")
+    walked = []
+    images = lazy.images
+
+    class Counted(list):
+        def __iter__(self):
+            walked.append(1)
+            return super().__iter__()
+
+    lazy.images = Counted(images)
+    after = []
+    for n in range(3):
+        result = generate_queries(documents[n::3], lazy, GenerateConfig(), seed=3, work_dir=tmp_path / "w",
+                                  shard_id=f"s{n}")
+        assert result.queries
+        after.append(len(walked))
+    assert len(hashed) == 1
+    assert after[0] == after[1] == after[2]  # the first shard walked the pool; the others re-use what it found
+
+
+def test_the_renderers_pick_is_the_first_acceptable_image_of_a_stable_sort_of_the_whole_pool():
+    """The shortlist pick equals walking ``argsort(-scores, kind="stable")`` (ties: lower index first)
+    through every image, for any mask and acceptance rule, ties at the shortlist's edge included."""
+    from wikihow_tiir.generate.offline import _SHORTLIST, _best
+
+    rng = np.random.default_rng(7)
+
+    def reference(scores, allowed, ok):
+        return next((int(i) for i in np.argsort(-scores, kind="stable") if allowed[i] and ok(int(i))), None)
+
+    for trial in range(400):
+        n = int(rng.integers(1, 4 * _SHORTLIST))
+        scores = np.round(rng.random(n), int(rng.integers(1, 3))).astype(np.float32)  # many ties
+        allowed = rng.random(n) < rng.choice([0.05, 0.5, 1.0])
+        refused = set(rng.choice(n, size=int(rng.integers(0, n + 1)), replace=False).tolist())
+        ok = refused.__contains__ if trial % 2 else (lambda i, r=refused: i not in r)
+        assert _best(scores, allowed, ok) == reference(scores, allowed, ok), trial

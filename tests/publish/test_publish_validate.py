@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
-from publish_helpers import manifest_of, rewrite
+from publish_helpers import make_dataset, manifest_of, rewrite
 
 from wikihow_tiir.layout import DATASET_PATTERNS, dataset_files
 from wikihow_tiir.publish.card import render_card
@@ -209,3 +210,38 @@ def test_cli_prints_every_problem_and_exits_1(tiny_dataset: Path) -> None:
     assert f"{tiny_dataset}: 2 problem(s)" in r.output
     assert "  - queries/test: row 'q-2' texts[0] holds the control character U+0000" in r.output
     assert "  - qrels/test: the row (query-id 'q-1', corpus-id 'wh-1-s1') appears 2 times" in r.output
+
+
+def test_validation_reads_the_corpus_a_row_group_at_a_time(tmp_path: Path) -> None:
+    """Issue 15: the build validates every dataset it writes; reading the whole corpus split with its
+    pictures at once held the corpus's bytes in memory (about 60 GB at the paper's scale). Validation reads
+    a row group at a time: its peak Arrow memory stays below a third of the corpus's pictures."""
+    import subprocess
+    import sys
+
+    import numpy as np
+    from PIL import Image
+
+    from wikihow_tiir.layout import split_files
+
+    root = make_dataset(tmp_path / "build", n_docs=90)
+    rng = np.random.default_rng(0)
+
+    def noisy(rows):
+        for row in rows:
+            for im in row["images"]:
+                if im is not None:
+                    buf = io.BytesIO()
+                    Image.fromarray(rng.integers(0, 256, (200, 200, 3), dtype=np.uint8)).save(buf, format="PNG")
+                    im["bytes"] = buf.getvalue()
+
+    for f in split_files(root, "corpus", "corpus"):
+        rewrite(root, f"corpus/{f.name}", "corpus", noisy)
+    pictures = sum(f.stat().st_size for f in split_files(root, "corpus", "corpus"))
+    code = ("import sys, pyarrow as pa; from pathlib import Path; from wikihow_tiir.publish.validate import "
+            "validate_dataset; print(validate_dataset(Path(sys.argv[1]), check_load=False)); "
+            "print(pa.default_memory_pool().max_memory())")
+    out = subprocess.run([sys.executable, "-c", code, str(root)], capture_output=True, text=True, check=True)
+    problems, peak = out.stdout.strip().splitlines()
+    assert problems == "[]"
+    assert pictures > 20_000_000 and int(peak) < pictures / 3, (int(peak), pictures)

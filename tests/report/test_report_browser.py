@@ -150,3 +150,23 @@ def test_report_renders_in_headless_chromium_offline(tmp_path):
     assert shot.stat().st_size > 10_000
     # nothing left the machine: only the file itself and inline data: URIs were requested
     assert all(u.startswith(("file://", "data:")) for u in requests), [u for u in requests if "data:" not in u]
+
+
+def test_gallery_pages_are_read_and_written_one_page_at_a_time(tmp_path, monkeypatch):
+    """Issue 15: the gallery's pictures (up to 240 pairs) and all its pages were held at once, the flow
+    process's peak memory at the end of a build; a page's pairs are now read and rendered per page, and
+    every page is what rendering the whole gallery at once gives."""
+    import wikihow_tiir.report as report
+
+    ds = make_dataset(tmp_path / "ds", n=30)
+    docs, queries = report._load(ds)
+    whole = report._gallery_pages(*report._with_images(ds, docs, queries))  # every pair at once
+    reads = []
+    real = report._with_images
+    monkeypatch.setattr(report, "_with_images", lambda d, ds_, qs: (reads.append(len(qs)), real(d, ds_, qs))[1])
+    index = write_report(ds)
+    assert reads and max(reads) <= GALLERY_PAGE_SIZE and sum(reads) == 30
+    pages = [index, *sorted((ds / "report").glob("gallery-*.html"))]
+    assert len(pages) == len(whole) == -(-30 // GALLERY_PAGE_SIZE)
+    for path, html in zip(pages, whole, strict=True):
+        assert html in path.read_text(encoding="utf-8")

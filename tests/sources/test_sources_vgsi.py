@@ -224,3 +224,85 @@ def test_a_release_without_one_usable_record_is_a_clear_error(tmp_path):
     cfg = BuildConfig.model_validate({"profile": "vgsi", "source": {"kind": "vgsi", "vgsi": {"text_file": str(text)}}})
     with pytest.raises(BuildError, match="no usable article.*bad record"):
         plan_corpus(cfg)
+
+
+def _many_articles(n: int) -> list[dict]:
+    """``n`` small articles (two methods of two steps each); article 1 reuses article 0's first URL."""
+    out = []
+    for a in range(n):
+        fid = 500000 + a
+        methods = [{"name": f"Way {m}", "steps": [
+            {"headline": f"Do thing {s} of way {m} for goal {a}.", "description": "",
+             "img": f"https://www.wikihow.com/images/x/{fid}-{m}-{s}.jpg", "img_license": CC,
+             "step_id": f"{fid}_{m}_{s}"} for s in range(2)]} for m in range(2)]
+        out.append({"file_id": fid, "goal": f"How to Reach Goal {a}", "goal_description": "",
+                    "category_hierarchy": [], "methods": methods})
+    out[1]["methods"][1]["steps"][0]["img"] = out[0]["methods"][0]["steps"][0]["img"]
+    return out
+
+
+@pytest.mark.parametrize("as_zip", [False, True])
+def test_a_corpus_shard_reads_only_its_own_records_and_pictures(tmp_path, monkeypatch, as_zip):
+    """Issue 15: the cost of a corpus shard must not grow with the release. A shard parses only its own
+    lines (not the whole text file to map every image URL) and the image folder is listed at most once
+    per process (not once per shard), a zip's names read once; the documents are those of the
+    whole-release store."""
+    import os
+
+    import wikihow_tiir.sources.vgsi as vgsi_mod
+    from wikihow_tiir.build import plan_corpus, run_corpus_shard, work_dir
+    from wikihow_tiir.corpus import documents_from_articles
+    from wikihow_tiir.model import document_to_row
+    from wikihow_tiir.storage import read_rows
+
+    records = _many_articles(30)
+    vgsi = write_vgsi(tmp_path, records, as_zip=as_zip)
+    cfg = BuildConfig.model_validate({
+        "profile": "vgsi", "source": {"kind": "vgsi", "pages_per_shard": 2,
+                                      "vgsi": {"text_file": str(vgsi.text_file), "images": str(vgsi.images)}}})
+    specs = plan_corpus(cfg)
+    assert len(specs) == 15
+    parsed, listed = [], []
+    real_loads, real_walk, real_rglob = json.loads, os.walk, Path.rglob
+
+    class CountingJson:
+        def __getattr__(self, name):
+            return getattr(json, name)
+
+        @staticmethod
+        def loads(s, *a, **k):
+            parsed.append(1)
+            return real_loads(s, *a, **k)
+
+    monkeypatch.setattr(vgsi_mod, "json", CountingJson())
+    monkeypatch.setattr(os, "walk", lambda *a, **k: (listed.append(a), real_walk(*a, **k))[1])
+    monkeypatch.setattr(Path, "rglob", lambda self, *a: (listed.append(a), real_rglob(self, *a))[1])
+    real_namelist = zipfile.ZipFile.namelist
+    monkeypatch.setattr(zipfile.ZipFile, "namelist", lambda self: (listed.append(self), real_namelist(self))[1])
+    for spec in specs:
+        before = len(parsed)
+        run_corpus_shard(cfg, tmp_path / "out", spec)
+        assert len(parsed) - before == len(spec.keys)  # its own 2 records, never the other 28
+    assert len(listed) <= 1
+    monkeypatch.undo()
+    got = [r for s in specs for r in read_rows([work_dir(tmp_path / "out", "corpus") / f"{s.name}.parquet"])]
+    whole = documents_from_articles(iter_vgsi_articles(vgsi), VgsiImageStore(vgsi), cfg)
+    assert len(got) == 60
+    assert sorted(got, key=lambda r: r["id"]) == sorted((document_to_row(d) for d in whole.documents),
+                                                        key=lambda r: r["id"])
+
+
+def test_the_image_folder_index_finds_what_a_sorted_listing_finds(tmp_path):
+    """Any depth, any case of extension; of two files of one step, the first in path order."""
+    text = tmp_path / "WikihowText_data.json"
+    steps = [{"headline": f"Step {i}.", "description": "", "img": f"https://x/{i}.jpg", "img_license": "",
+              "step_id": f"7_0_{i}"} for i in range(4)]
+    text.write_text(json.dumps({"file_id": 7, "goal": "How to Test", "methods": [{"name": "", "steps": steps}]})
+                    + "\n", encoding="utf-8")
+    images = tmp_path / "images"
+    for rel, n in (("7_0_0.png", 1), ("0/7_0_0.png", 2), ("deep/er/7_0_1.JPG", 3), ("7_0_2.jpeg", 4),
+                   ("7_0_2.jpg", 5), ("7_0_3.txt", 6)):
+        (images / rel).parent.mkdir(parents=True, exist_ok=True)
+        (images / rel).write_bytes(png(n))
+    store = VgsiImageStore(VgsiConfig(text_file=text, images=images))
+    assert [store.get_bytes(f"https://x/{i}.jpg") for i in range(4)] == [png(2), png(3), png(4), None]

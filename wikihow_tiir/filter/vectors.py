@@ -17,6 +17,7 @@ import numpy as np
 
 from wikihow_tiir.encoders.minilm import DIM, MODEL_NAME, encode_texts
 from wikihow_tiir.io import atomic_write_bytes
+from wikihow_tiir.layout import embedding_sidecars
 
 EncodeFn = Callable[[Sequence[str], int], np.ndarray]
 
@@ -29,18 +30,62 @@ def _shard_key(texts: Sequence[str]) -> str:
     return h.hexdigest()[:32]
 
 
+_DIGEST = 20  # bytes of one text's digest in a shard's sidecar (<key>.texts)
+
+
+def _text_digest(text: str) -> bytes:
+    return hashlib.sha1(f"{MODEL_NAME}\x00{DIM}\x00".encode() + text.encode("utf-8", errors="replace")).digest()
+
+
+class _CachedTexts:
+    """Every text of the cache folder's shards by digest (read from the ``<key>.texts`` sidecars once, on
+    the first shard that is not cached whole), so a text already encoded in another shard -- the
+    difficulty table's queries are the filter's, grouped otherwise -- is read back, not encoded again."""
+
+    def __init__(self, cache_dir: Path):
+        self.where: dict[bytes, tuple[Path, int]] = {}
+        for side in embedding_sidecars(cache_dir):
+            data = side.read_bytes()
+            if len(data) % _DIGEST:
+                continue
+            npy = side.with_suffix(".npy")
+            for row in range(len(data) // _DIGEST):
+                self.where.setdefault(data[row * _DIGEST:(row + 1) * _DIGEST], (npy, row))
+        self._open: dict[Path, np.ndarray | None] = {}
+
+    def get(self, digest: bytes) -> np.ndarray | None:
+        found = self.where.get(digest)
+        if found is None:
+            return None
+        npy, row = found
+        if npy not in self._open:
+            try:
+                arr = np.load(npy, mmap_mode="r", allow_pickle=False)
+                self._open[npy] = arr if arr.ndim == 2 and arr.shape[1] == DIM else None
+            except (OSError, ValueError):
+                self._open[npy] = None  # a damaged shard: its texts are encoded again
+        arr = self._open[npy]
+        return None if arr is None or row >= len(arr) else np.asarray(arr[row], dtype=np.float32)
+
+    def add(self, path: Path, digests: list[bytes]) -> None:
+        for row, d in enumerate(digests):
+            self.where.setdefault(d, (path, row))
+
+
 def embed_cached(texts: Sequence[str], *, batch_size: int = 64, shard_size: int = 4096,
                  cache_dir: Path | None = None, encode: EncodeFn | None = None,
                  device: str = "cpu") -> tuple[np.ndarray, dict]:
     """L2-normalised embeddings of ``texts`` (n x 384 float32) and cache statistics.
 
     Texts are encoded in shards of ``shard_size``; with ``cache_dir`` each shard is stored as
-    ``<cache_dir>/<sha256 of the model and the shard's texts>.npy``, so a re-run (or a build that only
-    added queries at the end) re-encodes only the shards whose texts changed.
+    ``<cache_dir>/<sha256 of the model and the shard's texts>.npy`` (and the digests of its texts as
+    ``<key>.texts``), so a re-run (or a build that only added queries at the end) re-encodes only the
+    shards whose texts changed, and of those only the texts no other cached shard holds.
     """
     encode = encode or (lambda t, b: encode_texts(t, batch_size=b, device=device))
     out = np.empty((len(texts), DIM), dtype=np.float32)
-    stats = {"texts": len(texts), "shards": 0, "cached_shards": 0, "encoded_texts": 0}
+    stats = {"texts": len(texts), "shards": 0, "cached_shards": 0, "encoded_texts": 0, "reused_texts": 0}
+    known: _CachedTexts | None = None
     if cache_dir is not None:
         cache_dir = Path(cache_dir)
         cache_dir.mkdir(parents=True, exist_ok=True)
@@ -59,12 +104,29 @@ def embed_cached(texts: Sequence[str], *, batch_size: int = 64, shard_size: int 
             if vecs is not None:
                 stats["cached_shards"] += 1
         if vecs is None:
-            vecs = np.asarray(encode(chunk, batch_size), dtype=np.float32)
-            stats["encoded_texts"] += len(chunk)
+            digests = [_text_digest(t) for t in chunk] if cache_dir is not None else []
+            if cache_dir is not None and known is None:
+                known = _CachedTexts(cache_dir)
+            reused = [known.get(d) for d in digests] if known is not None else [None] * len(chunk)
+            missing = [i for i, v in enumerate(reused) if v is None]
+            if len(missing) == len(chunk):  # nothing to re-use: the whole shard, as always
+                vecs = np.asarray(encode(chunk, batch_size), dtype=np.float32)
+            else:
+                vecs = np.empty((len(chunk), DIM), dtype=np.float32)
+                for i, v in enumerate(reused):
+                    if v is not None:
+                        vecs[i] = v
+                if missing:
+                    vecs[missing] = np.asarray(encode([chunk[i] for i in missing], batch_size), dtype=np.float32)
+            stats["encoded_texts"] += len(missing)
+            stats["reused_texts"] += len(chunk) - len(missing)
             if path is not None:
                 buf = io.BytesIO()
                 np.save(buf, vecs, allow_pickle=False)
+                atomic_write_bytes(path.with_suffix(".texts"), b"".join(digests))
                 atomic_write_bytes(path, buf.getvalue())
+                if known is not None:
+                    known.add(path, digests)
         out[start:start + len(chunk)] = vecs
     return out, stats
 

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 from collections.abc import Sequence
@@ -197,24 +198,20 @@ def render(prompts: Sequence[Sequence[str]], docs: Sequence[Document], pool: Ima
     new = sorted({t for t in flat if t not in known})
     fresh = dict(zip(new, encode_texts(new), strict=True))
     sims = np.stack([vectors[known[t]] if t in known else fresh[t] for t in flat]) @ vectors.T
-    article = np.array([im.article_id for im in pool.images], dtype=object)
-    lang = np.array([_lang_of(im.lang) for im in pool.images], dtype=object)
-    usable = np.array([im.has_image and bool(im.meta.phash) for im in pool.images], dtype=bool)
+    cols = pool.columns()
     out: list[list[str] | GenerationError] = []
     start = 0
     for unit, doc in zip(prompts, docs, strict=True):
         rows, start = range(start, start + len(unit)), start + len(unit)
-        allowed = usable & (article != doc.article_id)
-        same_lang = allowed & (lang == _lang(doc))
+        allowed = cols.usable & (cols.article != cols.article_code(doc.article_id))
+        same_lang = allowed & (cols.lang == cols.lang_code(_lang(doc)))
         if same_lang.sum() >= len(unit):  # prefer pictures from articles in the query's language
             allowed = same_lang
         positives = [m.phash for m in doc.content.image_meta if m is not None and m.phash]
         used: set[int] = set()
         keys: list[str] = []
         for row in rows:
-            order = np.argsort(-sims[row], kind="stable")
-            choice = next((int(i) for i in order if allowed[i] and int(i) not in used
-                           and not _near_copy(pool.images[int(i)].meta.phash, positives, cfg)), None)
+            choice = _best(sims[row], allowed, functools.partial(_acceptable, pool, used, positives, cfg))
             if choice is None:
                 break
             used.add(choice)
@@ -227,8 +224,35 @@ def render(prompts: Sequence[Sequence[str]], docs: Sequence[Document], pool: Ima
     return out
 
 
-def _lang_of(lang: str) -> str:
-    return (lang or "en").split("-")[0].lower()
+_SHORTLIST = 32  # pooled images looked at first per prompt; the whole pool only when none of them will do
+
+
+def _best(scores: np.ndarray, allowed: np.ndarray, ok) -> int | None:
+    """The first allowed index, in order of descending score (ties: lower index first), that ``ok`` accepts.
+
+    The same pick as walking a stable argsort of the whole pool, without sorting it for every prompt
+    (that sort was most of the query stage at 100k pooled images): the best ``_SHORTLIST`` scores and
+    every score tied with the last of them are sorted; the rest only if none of those is accepted."""
+    masked = np.where(allowed, scores, -np.inf)
+    n = len(masked)
+    if n > _SHORTLIST:
+        cut = np.partition(masked, n - _SHORTLIST)[n - _SHORTLIST]
+        head = np.flatnonzero(masked >= cut)
+        head = head[np.lexsort((head, -masked[head]))]
+        for i in head:
+            if np.isfinite(masked[i]) and ok(int(i)):
+                return int(i)
+        if not np.isfinite(cut):
+            return None
+        rest = np.flatnonzero(masked < cut)
+    else:
+        rest = np.arange(n)
+    rest = rest[np.lexsort((rest, -masked[rest]))]
+    return next((int(i) for i in rest if np.isfinite(masked[i]) and ok(int(i))), None)
+
+
+def _acceptable(pool: ImagePool, used: set[int], positives: list[str], cfg: GenerateConfig, i: int) -> bool:
+    return i not in used and not _near_copy(pool.images[i].meta.phash, positives, cfg)
 
 
 def _near_copy(phash: str, positives: Sequence[str], cfg: GenerateConfig) -> bool:

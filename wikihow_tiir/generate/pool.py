@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from wikihow_tiir.io import stable_hash
+from wikihow_tiir.io import sha256_bytes, stable_hash
+from wikihow_tiir.layout import blob_in
 from wikihow_tiir.model import Document, ImageMeta
 
 
@@ -44,6 +45,28 @@ def step_texts(doc: Document) -> list[tuple[int, str]]:
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class PoolColumns:
+    """Per pooled image, as integer codes (comparing 770k Python strings per query took most of a shard)."""
+
+    article: np.ndarray  # code of the image's article
+    lang: np.ndarray  # code of its base language ("en", "ja" ...: :func:`base_language`)
+    usable: np.ndarray  # has bytes to show and a perceptual hash (bool)
+    article_codes: dict[str, int]
+    lang_codes: dict[str, int]
+
+    def article_code(self, article_id: str) -> int:
+        return self.article_codes.get(article_id, -1)
+
+    def lang_code(self, lang: str) -> int:
+        return self.lang_codes.get(base_language(lang), -1)
+
+
+def base_language(lang: str | None) -> str:
+    """``"en-US"`` -> ``"en"`` (``"en"`` when empty)."""
+    return (lang or "en").split("-")[0].lower()
+
+
 # keys ("<doc id>#<position>") -> image bytes, for the keys it can find
 BytesLoader = Callable[[Sequence[str]], dict[str, bytes]]
 
@@ -54,40 +77,64 @@ class ImagePool:
     at the paper's scale the corpus images are tens of GB)."""
 
     def __init__(self, images: Sequence[PoolImage], loader: BytesLoader | None = None,
-                 vector_cache: Path | None = None):
+                 vector_cache: Path | None = None, blobs: Path | None = None):
         self.images = list(images)
         self._by_key = {im.key: im for im in self.images}
         self._vectors: np.ndarray | None = None
         self._lock = threading.Lock()
         self._loader = loader
         self._vector_cache = Path(vector_cache) if vector_cache is not None else None
+        self._blobs = Path(blobs) if blobs is not None else None
+        # computed once per pool, not per query shard (each is a pass over every pooled image: per shard,
+        # they made the query stage quadratic in the corpus size)
+        self._fingerprint: str | None = None
+        self._text_index: dict[str, int] | None = None
+        self._columns: PoolColumns | None = None
 
     @classmethod
     def from_documents(cls, documents: Iterable[Document]) -> ImagePool:
         return cls(_pool_images(documents, lazy=False))
 
     @classmethod
-    def from_corpus_files(cls, files: Sequence[Path], vector_cache: Path | None = None) -> ImagePool:
+    def from_corpus_files(cls, files: Sequence[Path], vector_cache: Path | None = None,
+                          blobs: Path | None = None) -> ImagePool:
         """A lazy pool over corpus Parquet files: reads every column but the image bytes now, and the
         bytes of picked images later, with a filtered read (corpus documents always carry the bytes
         of their image positions). ``vector_cache``: a folder for the step-text embeddings, shared by
-        every shard and worker of a build."""
+        every shard and worker of a build. ``blobs``: a folder of the pictures by content
+        (``<sha[:2]>/<sha256>.jpg``, written by the corpus stage), read first: a file there costs its
+        own bytes, a pick from the corpus files a whole row group of pictures."""
         from wikihow_tiir.model import document_from_row
         from wikihow_tiir.storage import read_rows_without
 
         files = sorted(Path(f) for f in files)
         docs = (document_from_row(r) for r in read_rows_without(files))
         return cls(_pool_images(docs, lazy=True), loader=functools.partial(_read_corpus_bytes, tuple(files)),
-                   vector_cache=vector_cache)
+                   vector_cache=vector_cache, blobs=blobs)
 
     def image_bytes(self, keys: Sequence[str]) -> dict[str, bytes]:
         """The bytes of these pool images (held ones directly, the others through the loader in one
         read); a key without bytes is left out."""
         out = {k: im.data for k in keys if (im := self._by_key.get(k)) is not None and im.data is not None}
+        if self._blobs is not None:
+            for k in keys:
+                if k not in out and (im := self._by_key.get(k)) is not None and (data := self._blob(im)):
+                    out[k] = data
         missing = [k for k in keys if k not in out and k in self._by_key]
         if missing and self._loader is not None:
             out.update(self._loader(sorted(set(missing))))
         return out
+
+    def _blob(self, im: PoolImage) -> bytes | None:
+        """The picture from the blob folder, when it is there and is what its name says."""
+        sha = im.meta.sha256
+        if not sha or self._blobs is None:
+            return None
+        try:
+            data = blob_in(self._blobs, sha).read_bytes()
+        except OSError:
+            return None
+        return data if sha256_bytes(data) == sha else None
 
     def __len__(self) -> int:
         return len(self.images)
@@ -97,21 +144,44 @@ class ImagePool:
 
     def text_index(self) -> dict[str, int]:
         """Step text -> the index of its first pool image (to re-use embeddings already computed)."""
-        out: dict[str, int] = {}
-        for i, im in enumerate(self.images):
-            out.setdefault(im.step_text, i)
-        return out
+        with self._lock:
+            if self._text_index is None:
+                out: dict[str, int] = {}
+                for i, im in enumerate(self.images):
+                    out.setdefault(im.step_text, i)
+                self._text_index = out
+            return self._text_index
 
     @property
     def fingerprint(self) -> str:
-        return stable_hash([(im.key, im.meta.sha256, im.meta.phash, im.step_text) for im in self.images])
+        with self._lock:
+            if self._fingerprint is None:
+                self._fingerprint = stable_hash([(im.key, im.meta.sha256, im.meta.phash, im.step_text)
+                                                 for im in self.images])
+            return self._fingerprint
+
+    def columns(self) -> PoolColumns:
+        """The per-image arrays the offline renderer filters by (article, language, usable)."""
+        with self._lock:
+            if self._columns is None:
+                articles: dict[str, int] = {}
+                langs: dict[str, int] = {}
+                self._columns = PoolColumns(
+                    article=np.array([articles.setdefault(im.article_id, len(articles)) for im in self.images],
+                                     dtype=np.int64),
+                    lang=np.array([langs.setdefault(base_language(im.lang), len(langs)) for im in self.images],
+                                  dtype=np.int64),
+                    usable=np.array([im.has_image and bool(im.meta.phash) for im in self.images], dtype=bool),
+                    article_codes=articles, lang_codes=langs)
+            return self._columns
 
     def vectors(self) -> np.ndarray:
         """MiniLM embeddings of the step texts (computed once, on first use; with a vector cache, once
         per build: ``pool-vectors-<fingerprint>.npy``)."""
+        fingerprint = self.fingerprint
         with self._lock:
             if self._vectors is None:
-                cached = (self._vector_cache / f"pool-vectors-{self.fingerprint[:32]}.npy"
+                cached = (self._vector_cache / f"pool-vectors-{fingerprint[:32]}.npy"
                           if self._vector_cache is not None else None)
                 if cached is not None and cached.is_file():
                     vecs = np.load(cached, allow_pickle=False)

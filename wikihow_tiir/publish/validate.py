@@ -19,11 +19,13 @@ file and what is wrong, so a refused publish tells the maintainer exactly what t
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import re
 import tempfile
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +35,7 @@ from wikihow_tiir import layout
 from wikihow_tiir.io import sha256_file
 from wikihow_tiir.layout import CONFIGS, data_files
 from wikihow_tiir.publish.card import HUB_LICENSE_ID, parse_card
-from wikihow_tiir.storage import column_names, read_table, row_count
+from wikihow_tiir.storage import column_names, read_row_groups, read_table, row_count
 
 MAX_LISTED = 10  # per kind of problem, so a broken build gives a readable list
 
@@ -140,6 +142,11 @@ def _read(root: Path, config: str, split: str, columns: list[str] | None = None)
     return read_table(layout.split_files(root, config, split), columns)
 
 
+def _row_groups(root: Path, config: str, split: str) -> Iterator[pa.Table]:
+    """The rows of a split one row group at a time (:func:`read_row_groups`)."""
+    return read_row_groups(layout.split_files(root, config, split))
+
+
 # C0 and C1 control characters (and DEL) except tab and newline: they never belong in wikiHow text and
 # usually mean a broken parse or binary bytes read as text
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -192,8 +199,7 @@ def _check_rows(root: Path, splits: dict[str, set[str]]) -> list[str]:
     positive_of: dict[str, dict[str, str]] = {}  # split -> query id -> positive_id
     query_articles: dict[str, dict[str, str]] = {}  # split -> article id -> first query id seen
 
-    def check_interleaved(table: pa.Table, where: str) -> None:
-        bad_shape, bad_image = [], []
+    def check_interleaved(table: pa.Table, where: str, bad_shape: list[str], bad_image: list[str]) -> None:
         for row in table.select(["id", "texts", "images", "image_meta"]).to_pylist():
             texts, images, metas = row["texts"] or [], row["images"] or [], row["image_meta"] or []
             if not (len(texts) == len(images) == len(metas)):
@@ -208,36 +214,57 @@ def _check_rows(root: Path, splits: dict[str, set[str]]) -> list[str]:
                             pic.load()
                     except Exception as exc:
                         bad_image.append(f"{where}: row {row['id']!r} image at position {i} does not decode ({exc})")
-        _limited(problems, bad_shape, "malformed positions")
-        _limited(problems, bad_image, "undecodable images")
 
-    def check_texts(table: pa.Table, where: str, fields: tuple[str, ...]) -> None:
+    def check_texts(table: pa.Table, where: str, fields: tuple[str, ...], found: list[str]) -> None:
         fields = tuple(f for f in fields if f in table.column_names)
-        found: list[str] = []
         for row in table.select(["id", *fields]).to_pylist():
             found += _text_problems(row, where, fields)
-        _limited(problems, found, "bad texts")
+
+    def check_stale(table: pa.Table, where: str, found: list[str]) -> None:
         if "text" in table.column_names:  # derived: a tool that edited texts and kept the old text
-            stale = [f"{where}: row {row['id']!r} text is not its text positions joined with newlines "
-                     f"(the derived column is stale)" for row in table.select(["id", "text", "texts"]).to_pylist()
-                     if row["text"] != interleaved_text(row["texts"] or [])]
-            _limited(problems, stale, "stale text columns")
+            found += [f"{where}: row {row['id']!r} text is not its text positions joined with newlines "
+                      f"(the derived column is stale)" for row in table.select(["id", "text", "texts"]).to_pylist()
+                      if row["text"] != interleaved_text(row["texts"] or [])]
+
+    def check_rows(config: str, split: str, fields: tuple[str, ...], each=None) -> list[str]:
+        """Problems of the positions, pictures and texts of a split, read a row group at a time;
+        ``each(table)`` sees every row group too."""
+        where = f"{config}/{split}"
+        found: list[str] = []
+        bad_shape: list[str] = []
+        bad_image: list[str] = []
+        bad_text: list[str] = []
+        stale: list[str] = []
+        for table in _row_groups(root, config, split):
+            if each is not None:
+                each(table)
+            check_interleaved(table, where, bad_shape, bad_image)
+            check_texts(table, where, fields, bad_text)
+            check_stale(table, where, stale)
+        _limited(found, bad_shape, "malformed positions")
+        _limited(found, bad_image, "undecodable images")
+        _limited(found, bad_text, "bad texts")
+        _limited(found, stale, "stale text columns")
+        return found
+
+    def corpus_ids_of(ids: list[str], table: pa.Table) -> None:
+        got = table.column("id").to_pylist()
+        ids.extend(got)
+        article_of_doc.update(zip(got, table.column("article_id").to_pylist(), strict=True))
 
     for split in sorted(splits.get("corpus", ())):
-        table = _read(root, "corpus", split)
-        ids = table.column("id").to_pylist()
+        ids: list[str] = []
+        rows = check_rows("corpus", split, CORPUS_TEXT_FIELDS, functools.partial(corpus_ids_of, ids))
         dup = [i for i, n in Counter(ids).items() if n > 1]
         _limited(problems, [f"corpus/{split}: id {i!r} appears more than once" for i in dup], "duplicate ids")
+        problems.extend(rows)
         corpus_ids.update(ids)
-        article_of_doc.update(zip(ids, table.column("article_id").to_pylist(), strict=True))
-        check_interleaved(table, f"corpus/{split}")
-        check_texts(table, f"corpus/{split}", CORPUS_TEXT_FIELDS)
     if not corpus_ids:
         problems.append("corpus: no documents")
     all_qids: Counter[str] = Counter()
     for split in sorted(splits.get("queries", ())):
         where = f"queries/{split}"
-        table = _read(root, "queries", split)
+        table = _read(root, "queries", split, ["id", "positive_id", "article_id", "texts"])
         ids = table.column("id").to_pylist()
         all_qids.update(ids)
         positive_of[split] = dict(zip(ids, table.column("positive_id").to_pylist(), strict=True))
@@ -256,8 +283,7 @@ def _check_rows(root: Path, splits: dict[str, set[str]]) -> list[str]:
         _limited(problems, dangling, "dangling positive ids")
         _limited(problems, wrong_article, "queries with another article than their positive")
         _limited(problems, empty, "queries without text")
-        check_interleaved(table, where)
-        check_texts(table, where, QUERY_TEXT_FIELDS)
+        problems.extend(check_rows("queries", split, QUERY_TEXT_FIELDS))
     _limited(problems, [f"queries: id {q!r} appears more than once" for q, n in all_qids.items() if n > 1],
              "duplicate query ids")
     # the article leak check of the split stage: an article's queries all on one side, so a model never

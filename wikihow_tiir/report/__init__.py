@@ -12,6 +12,7 @@ import base64
 import html
 import io
 import json
+import math
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -315,13 +316,25 @@ def write_report(dataset_dir: str | Path, eval_dir: str | Path | None = None) ->
     shown_q = sorted(queries, key=lambda q: (q.split != "test", q.id))[:GALLERY_MAX_PAIRS]
     wanted = {q.positive_id for q in shown_q}
     shown_d = [d for d in docs if d.id in wanted] if shown_q else docs[:GALLERY_MAX_PAIRS]
-    g_docs, g_queries = _with_images(dataset, shown_d, shown_q)
-    pages = _gallery_pages(g_docs, g_queries)
-    shown = len(g_queries) if queries else len(g_docs)
+    # a page's pictures are read, rendered and written one page at a time: the 240 pairs' pictures and
+    # pages held together were the flow process's peak memory at the end of a build (issue 15)
+    shown = len(shown_q) if queries else len(shown_d)
+    n_pages = max(1, math.ceil(shown / GALLERY_PAGE_SIZE))
+
+    def page(i: int) -> str:
+        """Gallery page ``i`` (0-based): its pairs read with their image bytes, rendered."""
+        if queries:
+            page_q = shown_q[i * GALLERY_PAGE_SIZE:(i + 1) * GALLERY_PAGE_SIZE]
+            positives = {q.positive_id for q in page_q}
+            page_d = [d for d in shown_d if d.id in positives]
+        else:
+            page_q, page_d = [], shown_d[i * GALLERY_PAGE_SIZE:(i + 1) * GALLERY_PAGE_SIZE]
+        return _gallery_pages(*_with_images(dataset, page_d, page_q))[0]
+
     total = len(queries) if queries else len(docs)
     nav = '<nav class="pages">Gallery pages: ' + " ".join(
         f'<a href="{layout.report_page_name(i + 1)}">{i + 1}</a>'
-        for i in range(len(pages))) + "</nav>"
+        for i in range(n_pages)) + "</nav>"
     stand_in = manifest.get("stand_in_images", {})
     warn = ""
     if stand_in.get("count"):
@@ -353,10 +366,10 @@ def write_report(dataset_dir: str | Path, eval_dir: str | Path | None = None) ->
            f"{manifest.get('sources', {}).get('kind', '?')} · wikihow-tiir "
            f"{manifest.get('created_by', {}).get('version', '?')}")
     index = layout.report_index(dataset)
-    atomic_write_text(index, _page(title, sub, "".join(body) + gallery_head + pages[0] + "</section>", search=True))
+    atomic_write_text(index, _page(title, sub, "".join(body) + gallery_head + page(0) + "</section>", search=True))
     for old in layout.report_gallery_pages(dataset):
         old.unlink()
-    for i, chunk in enumerate(pages[1:], start=2):
+    for i in range(2, n_pages + 1):
         atomic_write_text(out / layout.report_page_name(i),
-                          _page(title, f"gallery page {i}", gallery_head + chunk + "</section>", search=True))
+                          _page(title, f"gallery page {i}", gallery_head + page(i - 1) + "</section>", search=True))
     return index

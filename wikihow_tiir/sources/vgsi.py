@@ -12,11 +12,17 @@ VGSI method, the headline as the step summary, the image URL and its licence on 
 rest of the build does not know where they came from. Images are looked up by the step's image URL
 through :class:`VgsiImageStore` (URL -> step_id -> file). A step without an image URL but with an
 image file gets the URL ``vgsi:<step_id>``. Same input => same Articles, in file order.
+
+A corpus shard reads only its own lines and gives the store their (URL, step_id) pairs, and the store
+finds ``{step_id}.<ext>`` in an index of the image folder (or zip) made once per process, so the cost
+of a shard does not grow with the size of the release (the paper's 53k articles, 770k images).
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import threading
 import zipfile
 from collections.abc import Callable, Iterator
@@ -124,14 +130,16 @@ def scan_vgsi(cfg: VgsiConfig, on_reject: Callable[[Reject], None]) -> list[int]
     return [offset for _, _, offset in _iter_records(cfg, on_reject)]
 
 
-def read_vgsi_articles(cfg: VgsiConfig, offsets: list[int]) -> list[Article]:
-    """The articles starting at these byte offsets (found by :func:`scan_vgsi`)."""
+def read_vgsi_articles(cfg: VgsiConfig, offsets: list[int],
+                       image_ids: list[tuple[str, str]] | None = None) -> list[Article]:
+    """The articles starting at these byte offsets (found by :func:`scan_vgsi`). ``image_ids``, when
+    given, receives their (image URL, step_id) pairs, for a :class:`VgsiImageStore` of just them."""
     out = []
     with open(_text_path(cfg), "rb") as f:
         for offset in offsets:
             f.seek(offset)
             line = f.readline().rstrip(b"\r\n")
-            out.append(record_to_article(json.loads(line), line, cfg))
+            out.append(record_to_article(json.loads(line), line, cfg, image_ids))
     return out
 
 
@@ -177,13 +185,20 @@ class VgsiImageStore:
     """Step images of VGSI by the step's image URL (the image-store protocol: ``get_bytes(url)``).
 
     ``cfg.images`` is a folder holding ``{step_id}.png`` (at any depth) or ``wiki_images.zip``.
+    ``image_ids``: the (image URL, step_id) pairs of the articles this store serves (a corpus shard's,
+    see :func:`read_vgsi_articles`); without them the whole text file is read once to map every URL.
+    A URL used by several of these steps maps to the first of them (a picture reused by later steps: same
+    file); a step's own file is what a shard finds for a URL first used in another shard's articles.
     """
 
-    def __init__(self, cfg: VgsiConfig):
+    def __init__(self, cfg: VgsiConfig, image_ids: list[tuple[str, str]] | None = None):
         self.cfg = cfg
         self._lock = threading.Lock()
         self._url_to_step: dict[str, str] | None = None
-        self._files: dict[str, Path] | None = None
+        if image_ids is not None:
+            self._url_to_step = {}
+            for url, step_id in image_ids:
+                self._url_to_step.setdefault(url, step_id)
         self._zip: zipfile.ZipFile | None = None
         self._zip_names: dict[str, str] = {}
         if cfg.images is None:
@@ -191,11 +206,8 @@ class VgsiImageStore:
                             "no-images")
         root = Path(cfg.images)
         if root.is_file() and zipfile.is_zipfile(root):
-            self._zip = zipfile.ZipFile(root)
-            for name in self._zip.namelist():
-                stem, ext = _split(name)
-                if ext in _IMAGE_EXTS:
-                    self._zip_names.setdefault(stem, name)
+            st = root.stat()
+            self._zip, self._zip_names = _zip_index(str(root.resolve()), st.st_mtime_ns, st.st_size)
         elif root.is_dir():
             self._root = root
         else:
@@ -221,19 +233,76 @@ class VgsiImageStore:
         if self._zip is not None:
             name = self._zip_names.get(step_id)
             return None if name is None else self._zip.read(name)
-        with self._lock:
-            if self._files is None:
-                self._files = {}
-                for p in sorted(self._root.rglob("*")):
-                    stem, ext = _split(p.name)
-                    if ext in _IMAGE_EXTS and p.is_file():
-                        self._files.setdefault(stem, p)
-        path = self._files.get(step_id)
+        path = self._find(step_id)
         return None if path is None else path.read_bytes()
 
+    def _find(self, step_id: str) -> Path | None:
+        st = self._root.stat()
+        return _folder_index(str(self._root), st.st_mtime_ns).find(step_id)
+
     def close(self) -> None:
-        if self._zip is not None:
-            self._zip.close()
+        """Nothing to release: the zip index is shared by the stores of this process (see :func:`_zip_index`)."""
+
+
+@functools.lru_cache(maxsize=2)
+def _zip_index(path: str, mtime_ns: int, size: int) -> tuple[zipfile.ZipFile, dict[str, str]]:
+    """The zip and its image names by step_id, read once per process (Python's zipfile reads the whole
+    central directory anyway; reading it per corpus shard made the corpus stage quadratic)."""
+    zf = zipfile.ZipFile(path)
+    names: dict[str, str] = {}
+    for name in zf.namelist():
+        stem, ext = _split(name)
+        if ext in _IMAGE_EXTS:
+            names.setdefault(stem, name)
+    return zf, names
+
+
+class _FolderIndex:
+    """Where ``{step_id}.<ext>`` is in a folder of images, at any depth: sorted step ids in a numpy array
+    beside their folder and extension numbers (about 40 bytes a picture, not a Python object per file)."""
+
+    def __init__(self, root: str):
+        import numpy as np
+
+        best: dict[str, tuple[int, str]] = {}  # step id -> (folder number, file name), only while listing
+        dirs: list[str] = []
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames.sort()
+            number = None
+            for name in sorted(filenames):
+                stem, ext = _split(name)
+                if ext not in _IMAGE_EXTS or not os.path.isfile(os.path.join(dirpath, name)):
+                    continue
+                if number is None:
+                    dirs.append(dirpath)
+                    number = len(dirs) - 1
+                old = best.get(stem)
+                # of two files of one step, the first in path order (as a sorted listing finds it)
+                if old is None or Path(dirpath, name) < Path(dirs[old[0]], old[1]):
+                    best[stem] = (number, name)
+        stems = sorted(best)
+        self._dirs = dirs
+        self._names = sorted({name[len(stem):] for stem, (_, name) in best.items()})
+        ext_number = {e: i for i, e in enumerate(self._names)}
+        self._stems = np.array([s.encode("utf-8") for s in stems], dtype=bytes)
+        self._dir = np.array([best[s][0] for s in stems], dtype=np.int32)
+        self._ext = np.array([ext_number[best[s][1][len(s):]] for s in stems], dtype=np.int32)
+
+    def find(self, step_id: str) -> Path | None:
+        import numpy as np
+
+        key = step_id.encode("utf-8")
+        i = int(np.searchsorted(self._stems, key))
+        if i >= len(self._stems) or self._stems[i] != key:
+            return None
+        return Path(self._dirs[self._dir[i]], step_id + self._names[self._ext[i]])
+
+
+@functools.lru_cache(maxsize=2)
+def _folder_index(root: str, mtime_ns: int) -> _FolderIndex:
+    """The index of an image folder, listed once per process (per corpus shard, listing the 770k files of
+    the release made the corpus stage quadratic)."""
+    return _FolderIndex(root)
 
 
 def _split(name: str) -> tuple[str, str]:
