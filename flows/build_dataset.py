@@ -63,7 +63,12 @@ def query_shard(cfg_json: dict[str, Any], output: str, spec: build.ShardSpec) ->
     return build.run_query_shard(BuildConfig.model_validate(cfg_json), Path(output), spec)
 
 
-_TASKS = {"corpus": corpus_shard, "queries": query_shard}
+@task(name="scorer", retries=0)  # a killed training resumes from its own checkpoint when the build re-runs
+def scorer(cfg_json: dict[str, Any], output: str, spec: build.ShardSpec) -> dict[str, Any]:
+    return build.run_scorer_shard(BuildConfig.model_validate(cfg_json), Path(output), spec)
+
+
+_TASKS = {"corpus": corpus_shard, "queries": query_shard, "scorer": scorer}
 
 
 def _prefect_map(cfg: BuildConfig, output: Path, show_progress: bool):

@@ -774,6 +774,12 @@ def run_build(cfg: BuildConfig, output: Path, map_shards: MapFn | None = None,
         reapply_after_build(output, log)
     except AuditError as exc:
         raise BuildError(f"the stored audit decisions cannot be applied: {exc}") from None
+    # after the audit: the scorer's test numbers are those of the final test split
+    if cfg.scorer.enabled:
+        scorer = map_shards(functools.partial(run_scorer_shard, cfg, output), [SCORER_SPEC])[0]
+    else:
+        scorer = remove_scorer(output)
+    card = record_scorer(output, scorer, log) or card
     from wikihow_tiir.publish.validate import validate_dataset
 
     # a quick check (the full load_dataset read-back is `wikihow-tiir validate`); problems are reported,
@@ -789,6 +795,44 @@ def run_build(cfg: BuildConfig, output: Path, map_shards: MapFn | None = None,
             "validation_problems": problems,
             "queries": {s: v.get("queries", 0) for s, v in manifest.get("filter", {}).get("splits", {}).items()},
             "rejects": info["rejects"], "card": card}
+
+
+# --------------------------------------------------------------------------- the reference scorer
+
+SCORER_SPEC = ShardSpec("scorer", 0, ())
+
+
+def run_scorer_shard(cfg: BuildConfig, output: Path, spec: ShardSpec = SCORER_SPEC) -> dict[str, Any]:
+    """Train (or keep) the reference MME scorer and score it: ``scorer/`` (``wikihow_tiir.mme.scorer``).
+    Returns the manifest's ``scorer`` section. Its own fingerprints keep an unchanged scorer untrained."""
+    from wikihow_tiir.mme.scorer import run_scorer_stage
+
+    return run_scorer_stage(cfg, Path(output), log=log.info)
+
+
+def remove_scorer(output: Path) -> dict[str, Any]:
+    """``scorer.enabled`` is false: no ``scorer/`` in the dataset (one of an earlier build would be stale)."""
+    import shutil
+
+    from wikihow_tiir.mme.scorer import SCORER_DIR
+
+    shutil.rmtree(Path(output) / SCORER_DIR, ignore_errors=True)
+    return {"skipped": "disabled (scorer.enabled is false, or --no-scorer)"}
+
+
+def record_scorer(output: Path, section: dict[str, Any], log: Callable[[str], None]) -> str | None:
+    """Put the scorer's section into manifest.json and re-render the card (its leaderboard)."""
+    path = Path(output) / "manifest.json"
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    manifest["scorer"] = section
+    atomic_write_json(path, manifest)
+    if section.get("skipped"):
+        log(f"scorer: none ({section['skipped']})")
+    else:
+        best = next(r for r in section["leaderboard"] if r.get("kind") == "scorer")
+        log(f"scorer: {best['model']} nDCG@10 {100 * best['ndcg_at_10']:.2f} on {section['test_queries']} test "
+            f"queries over {section['corpus_documents']} documents")
+    return _write_card(output, manifest)
 
 
 def _merge_generation_stats(qstats: list[dict[str, Any]]) -> dict[str, Any]:

@@ -62,6 +62,7 @@ def build(
     dask_address: str | None = typer.Option(None, help="Existing Dask scheduler, e.g. tcp://host:8786."),
     set_: list[str] = typer.Option([], "--set", help="Override any setting: --set filter.relevance_min=0.3"),
     no_queries: bool = typer.Option(False, help="Stop after the corpus."),
+    no_scorer: bool = typer.Option(False, help="Skip the reference scorer (no scorer/ folder, no leaderboard)."),
 ) -> None:
     """Build the dataset (a Prefect flow): corpus, queries, qrels, card, manifest, report."""
     from wikihow_tiir.config import load_config
@@ -75,6 +76,8 @@ def build(
             overrides.append(f"{key}={json.dumps(str(value)) if isinstance(value, Path) else value}")
     if no_queries:
         overrides.append("generate.enabled=false")
+    if no_scorer:
+        overrides.append("scorer.enabled=false")
     try:
         cfg = load_config(config, profile=profile, overrides=overrides)
     except ValueError as exc:

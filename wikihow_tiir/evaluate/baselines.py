@@ -9,6 +9,7 @@
 ``fusion-effnet``             MiniLM text vector ++ mean EfficientNet-Lite0 image vector, each
                               L2-normalized, concatenated (vector fusion; 384 + 1280 dims)
 ``clip:NAME``                 a CLIP-style two-tower model by vector fusion (see ``clip.py``)
+``mme``                       the reference scorer released with the dataset (its ``scorer/``), at its N
 ``mme:PATH``                  an MME checkpoint (``wikihow_tiir.mme``), at ``--mme-n``
 ============================  ===============================================================
 
@@ -114,8 +115,9 @@ class ModelOptions:
     fusion_norm: str = "before"
     fusion_images: str = "mean"
     captions: Mapping[str, str] | None = None
-    mme_n: int | None = None  # None: MME's default (the paper's N = 3)
+    mme_n: int | None = None  # None: MME's default (a released scorer's best N, else the paper's N = 3)
     device: str = "cpu"
+    dataset: str | None = None  # what ``mme`` (the released scorer) is looked up in: a folder or ORG/NAME@REV
 
 
 def build_model(spec: str, options: ModelOptions | None = None):
@@ -142,4 +144,12 @@ def build_model(spec: str, options: ModelOptions | None = None):
         from wikihow_tiir.mme import load_retrieval_model
 
         return load_retrieval_model(spec[len("mme:"):], n=opt.mme_n)
-    raise ValueError(f"unknown model {spec!r}; choose {', '.join(BASELINES)}, clip:NAME or mme:PATH")
+    if spec == "mme":
+        if opt.dataset is None:
+            raise ValueError("--model mme is the scorer released with the dataset: give --dataset")
+        from wikihow_tiir.mme import load_scorer
+
+        model = load_scorer(opt.dataset, n=opt.mme_n)
+        model.name = "mme"
+        return model
+    raise ValueError(f"unknown model {spec!r}; choose {', '.join(BASELINES)}, clip:NAME, mme or mme:PATH")

@@ -15,7 +15,8 @@ def register(app: typer.Typer) -> None:
                                     help="Dataset folder, or a Hub id ORG/NAME or ORG/NAME@REVISION."),
         model: list[str] = typer.Option(
             [], "--model", "-m",
-            help="bm25 | minilm | minilm-captions | fusion-effnet | clip:NAME | mme:PATH (repeat for several)."),
+            help="bm25 | minilm | minilm-captions | fusion-effnet | clip:NAME | mme (the scorer released with the "
+                 "dataset) | mme:PATH (repeat for several)."),
         output: Path = typer.Option(..., "--output", "-o", help="Folder for runs, metrics and comparison.md."),
         split: str = typer.Option("test", help="Query split to score."),
         layout: str = typer.Option("ours", help="ours (Parquet configs) | paper (docs.jsonl, queries.jsonl ...)."),
@@ -26,8 +27,9 @@ def register(app: typer.Typer) -> None:
         fusion_images: str = typer.Option("mean", help="clip:* several images: mean of vectors | merged image."),
         captions: Path | None = typer.Option(None, exists=True, dir_okay=False,
                                              help="JSON {image sha256: caption} for minilm-captions."),
-        mme_n: int | None = typer.Option(None, help="MME: N x N visual tokens per image (default: the paper's "
-                                                    "N=3, or the nearest the checkpoint allows)."),
+        mme_n: int | None = typer.Option(None, help="MME: N x N visual tokens per image (default: a released "
+                                                    "scorer's best N, else the paper's N=3 or the nearest the "
+                                                    "checkpoint allows)."),
         mme_sweep: bool = typer.Option(False, help="MME: also score every N (table + plot)."),
         faiss: bool = typer.Option(False, help="Search with FAISS (faiss-cpu) instead of the exact blocked search."),
         device: str = typer.Option("cpu", help="torch device for neural models."),
@@ -45,6 +47,8 @@ def register(app: typer.Typer) -> None:
         from wikihow_tiir.evaluate.metrics import MetricsInputError
         from wikihow_tiir.evaluate.runner import evaluate_models
         from wikihow_tiir.evaluate.search import EmbeddingError
+        from wikihow_tiir.mme.model import CheckpointError
+        from wikihow_tiir.mme.scorer import ScorerError
 
         if faiss:  # fail before any model has encoded anything
             try:
@@ -59,9 +63,38 @@ def register(app: typer.Typer) -> None:
                                 mme_n=mme_n, device=device)
             summary = evaluate_models(dataset, model, split=split, output=output, layout=layout, k=k,
                                       batch_size=batch_size, options=opts, use_faiss=faiss, mme_sweep=mme_sweep)
-        except (DatasetError, EmbeddingError, MetricsInputError, ModelUnavailableError, ValueError,
-                FileNotFoundError) as exc:
+        except (DatasetError, EmbeddingError, MetricsInputError, ModelUnavailableError, ScorerError,
+                CheckpointError, ValueError, FileNotFoundError) as exc:
             typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
             raise typer.Exit(2) from None
         typer.echo(summary["table"])
         typer.echo(f"written to {output}/ (comparison.md, summary.json, runs/, results/, per_query/)")
+
+    @app.command()
+    def score(
+        dataset: str = typer.Option(..., "--dataset", "-d",
+                                    help="Dataset folder, or a Hub id ORG/NAME or ORG/NAME@REVISION."),
+        run: Path = typer.Option(..., "--run", "-r", help="A TREC run file: 'qid Q0 docid rank score tag' "
+                                                          "(or 'qid docid score') lines."),
+        split: str = typer.Option("test", help="Query split whose qrels score the run."),
+        layout: str = typer.Option("ours", help="ours (Parquet configs) | paper (docs.jsonl, queries.jsonl ...)."),
+        name: str | None = typer.Option(None, help="The run's name in the table (default: the file name)."),
+        output: Path | None = typer.Option(None, "--output", "-o", help="Also write the metrics as JSON here."),
+    ) -> None:
+        """Score a run file against the dataset's qrels with the paper's metrics, beside the leaderboard."""
+        from wikihow_tiir.evaluate.dataset import DatasetError
+        from wikihow_tiir.evaluate.metrics import MetricsInputError
+        from wikihow_tiir.evaluate.runner import score_run_file
+        from wikihow_tiir.io import atomic_write_json
+
+        try:
+            summary = score_run_file(dataset, run, split=split, layout=layout, name=name)
+        except (DatasetError, MetricsInputError, ValueError, FileNotFoundError) as exc:
+            typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+            raise typer.Exit(2) from None
+        for note in summary["notes"]:
+            typer.echo(f"note: {note}", err=True)
+        typer.echo(summary["table"])
+        if output is not None:
+            atomic_write_json(output, {k: v for k, v in summary.items() if k != "table"})
+            typer.echo(f"written to {output}")

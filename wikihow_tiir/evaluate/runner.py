@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -119,11 +120,13 @@ def evaluate_models(dataset: str | Path, models: Sequence[str], split: str = "te
     if len(set(slugs)) != len(slugs):
         clash = sorted(m for m in models if slugs.count(slug(m)) > 1)
         raise ValueError(f"models {clash} would write the same file names; rename or score them separately")
-    if mme_sweep and sum(m.startswith("mme:") for m in models) != 1:
-        raise ValueError("--mme-sweep needs exactly one --model mme:PATH")
+    if mme_sweep and sum(m == "mme" or m.startswith("mme:") for m in models) != 1:
+        raise ValueError("--mme-sweep needs exactly one --model mme or mme:PATH")
     output = Path(output)
     ev = load_split(dataset, split, layout)
     opts = options or ModelOptions()
+    if opts.dataset is None:  # `--model mme` is the scorer released with this dataset
+        opts = dataclasses.replace(opts, dataset=str(dataset))
     names = metric_names()
     summary: dict[str, Any] = {"dataset": describe(ev), "k": k, "metrics": names, "models": {}}
     timings: dict[str, float] = {}
@@ -167,6 +170,79 @@ def evaluate_models(dataset: str | Path, models: Sequence[str], split: str = "te
 def _run_sweep(ev: EvalSplit, models: Sequence[str], output: Path) -> dict:
     from wikihow_tiir.mme import sweep
 
-    checkpoint = next(m[len("mme:"):] for m in models if m.startswith("mme:"))
+    spec = next(m for m in models if m == "mme" or m.startswith("mme:"))
+    if spec == "mme":
+        from wikihow_tiir.mme.scorer import resolve_scorer
+
+        checkpoint = str(resolve_scorer(ev.source))
+    else:
+        checkpoint = spec[len("mme:"):]
     result = sweep(ev.documents.load(), ev.queries.load(), ev.qrels, checkpoint, output / "mme-sweep")
     return json.loads(json.dumps(result, default=str))
+
+
+def score_run_file(dataset: str | Path, run_file: str | Path, split: str = "test", layout: str = "ours",
+                   name: str | None = None) -> dict:
+    """Score a TREC run file (``qid Q0 docid rank score tag`` or ``qid docid score``) against the dataset's
+    qrels with the paper's metrics, as :func:`evaluate_models` scores a model's run (the same metric code).
+
+    Returns ``{"name", "dataset", "metrics", "notes", "leaderboard", "table"}``: the leaderboard is the reference
+    scorer's and the baselines' rows recorded in the dataset's manifest, shown beside the run when they were
+    computed on this same test split.
+    """
+    from wikihow_tiir.evaluate.dataset import DatasetError, resolve_dataset
+    from wikihow_tiir.evaluate.results import read_trec_run
+
+    run_file = Path(run_file)
+    try:
+        run = read_trec_run(run_file)
+    except OSError as exc:
+        raise DatasetError(f"{run_file}: cannot read the run file ({exc.strerror or exc})") from None
+    if not run:
+        raise DatasetError(f"{run_file}: the run file holds no lines")
+    ev = load_split(dataset, split, layout)
+    notes = []
+    queries, docs = set(ev.queries.ids), set(ev.documents.ids)
+    if extra := sorted(set(run) - queries):
+        notes.append(f"{len(extra)} queries of the run are not in split {split!r} and were ignored (e.g. {extra[0]})")
+    if missing := sorted(queries - set(run)):
+        notes.append(f"{len(missing)} queries of split {split!r} are not in the run: they score 0 (e.g. {missing[0]})")
+    unknown = sorted({d for q in run for d in run[q]} - docs)
+    if unknown:
+        notes.append(f"{len(unknown)} document ids of the run are not in the corpus (e.g. {unknown[0]})")
+    scores = evaluate_run(ev.qrels, {q: run[q] for q in run if q in queries})
+    label = name or run_file.stem
+    rows: dict[str, dict[str, float]] = {label: scores.aggregate}
+    board = _leaderboard(resolve_dataset(dataset)[0], ev, split, notes)
+    rows.update(board)
+    d = describe(ev)
+    title = (f"wikiHow-TIIR `{split}`: {d['n_queries']} queries, {d['n_documents']} documents "
+             f"(metrics x100, ties by doc id)")
+    return {"name": label, "dataset": d, "metrics": scores.aggregate, "notes": notes, "leaderboard": board,
+            "table": comparison_table(rows, title=title)}
+
+
+def _leaderboard(root: Path, ev: EvalSplit, split: str, notes: list[str]) -> dict[str, dict[str, float]]:
+    """The leaderboard rows of the dataset's manifest (``scorer`` section), when they are of this split."""
+    try:
+        manifest = json.loads((root / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    section = manifest.get("scorer") or {}
+    if not section.get("leaderboard"):
+        return {}
+    if split != "test":
+        notes.append(f"the dataset's leaderboard is of the test split, not {split!r}: not shown")
+        return {}
+    from wikihow_tiir.io import sha256_file
+    from wikihow_tiir.publish.parquet import split_files
+
+    files = {p.relative_to(root).as_posix(): sha256_file(p)
+             for config in ("queries", "qrels") for p in split_files(root, config, "test")}
+    from wikihow_tiir.mme.scorer import identity_of
+
+    if identity_of(files)["revision"] != section.get("test_revision"):
+        notes.append("the dataset's leaderboard was computed on another version of the test split: not shown")
+        return {}
+    return {f"{r['model']} (leaderboard)": {k: v for k, v in r.items() if isinstance(v, float)}
+            for r in section["leaderboard"]}

@@ -80,17 +80,22 @@ class MMERetrievalModel:
                 "text_tokens_dropped_by_truncation": sum(t.text_tokens_dropped for t in self.truncations)}
 
 
-def load_retrieval_model(path: str, n: int | None = None, doc_n: int | None = None) -> MMERetrievalModel:
+def load_retrieval_model(path: str, n: int | None = None, doc_n: int | None = None,
+                         device: str | None = None) -> MMERetrievalModel:
     """The scorer for ``wikihow-tiir evaluate --model mme:CHECKPOINT [--mme-n N]``.
 
-    Query N = ``n``, document N = ``doc_n`` or ``n``; without ``n`` the paper's N = 3, clipped to
-    the largest divisor of the grid side not above 3. An explicit N that does not divide the grid
-    is an error naming the valid ones. Another backbone's or a non-MME folder is refused.
+    Query N = ``n``, document N = ``doc_n`` or ``n``. Without ``n``: the N a released scorer records (its best
+    on the test split, ``results.json``), else the paper's N = 3, clipped to the largest divisor of the grid
+    side not above 3. An explicit N that does not divide the grid is an error naming the valid ones. Another
+    backbone's or a non-MME folder is refused.
     """
+    from wikihow_tiir.mme.scorer import default_n
+
     path = _strip(path)
-    encoder = load_encoder(path)
+    encoder = load_encoder(path, device=device)
     if n is None:
-        n = clip_n(DEFAULT_N, encoder.grid_side)
+        recorded = default_n(path)
+        n = recorded if recorded in encoder.ns else clip_n(DEFAULT_N, encoder.grid_side)
     return MMERetrievalModel(encoder, n, doc_n, checkpoint=path)
 
 

@@ -1,7 +1,9 @@
 """Which files make up the dataset, and their sha256 / size / row count for ``manifest.json``.
 
 The dataset is an allowlist (:data:`DATASET_PATTERNS`), not "everything in the build folder":
-``rejects/``, ``report/``, ``work/`` and ``eval/`` live beside it and must never be uploaded.
+``rejects/``, ``report/``, ``work/`` and ``eval/`` live beside it and must never be uploaded. The reference
+scorer (``scorer/``, written by the build's scorer stage) is released with the data; its files and hashes
+are in the manifest's ``scorer`` section (``wikihow_tiir.mme.scorer``), not in ``files``.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ import pyarrow.parquet as pq
 from wikihow_tiir.io import sha256_file
 
 CONFIGS = ("corpus", "queries", "qrels")
-# what `publish` uploads (fnmatch patterns as huggingface_hub applies them, relative to the folder)
-DATASET_PATTERNS = ["README.md", "manifest.json", *(f"{c}/*.parquet" for c in CONFIGS)]
+SCORER_DIR = "scorer"
+# what `publish` uploads (fnmatch patterns as huggingface_hub applies them, relative to the folder; `*` also
+# matches `/`, so the scorer pattern covers an MLLM scorer's backbone/ folder)
+DATASET_PATTERNS = ["README.md", "manifest.json", *(f"{c}/*.parquet" for c in CONFIGS), f"{SCORER_DIR}/*"]
 
 
 def data_files(dataset_dir: str | Path) -> list[Path]:
@@ -24,11 +28,17 @@ def data_files(dataset_dir: str | Path) -> list[Path]:
     return sorted(p.relative_to(root) for c in CONFIGS for p in (root / c).glob("*.parquet") if p.is_file())
 
 
+def scorer_files(dataset_dir: str | Path) -> list[Path]:
+    """The reference scorer's files (``scorer/``, its card included), sorted, relative to ``dataset_dir``."""
+    root = Path(dataset_dir)
+    return sorted(p.relative_to(root) for p in (root / SCORER_DIR).rglob("*") if p.is_file())
+
+
 def dataset_files(dataset_dir: str | Path) -> list[Path]:
-    """Everything that is published: the card, the manifest and the Parquet files (those present)."""
+    """Everything that is published: the card, the manifest, the Parquet files and the scorer (those present)."""
     root = Path(dataset_dir)
     extra = [Path(n) for n in ("README.md", "manifest.json") if (root / n).is_file()]
-    return extra + data_files(root)
+    return extra + data_files(root) + scorer_files(root)
 
 
 def file_entries(dataset_dir: str | Path) -> dict[str, dict[str, Any]]:

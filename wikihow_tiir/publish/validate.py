@@ -11,7 +11,10 @@ file and what is wrong, so a refused publish tells the maintainer exactly what t
   appears once, no article has queries in two splits (the split stage's leak check), interleaved
   positions well-formed, every image decodes, no text of corpus or queries holds a control
   character, U+FFFD or mojibake;
-* ``load_dataset(<dir>, config)`` for each config reads back exactly the rows on disk.
+* ``load_dataset(<dir>, config)`` for each config reads back exactly the rows on disk;
+* the reference scorer (``scorer/``, when the build has one): its files match the manifest's hashes, it was
+  trained on this folder's corpus and train split, its test numbers are of this test split, and (with the
+  read-back) it loads and embeds with its recorded dimensions (``wikihow_tiir.mme.scorer.validate_scorer``).
 """
 
 from __future__ import annotations
@@ -330,7 +333,7 @@ def validate_dataset(dataset_dir: Path, check_load: bool = True) -> list[str]:
     for config in CONFIGS:
         if not splits.get(config):
             problems.append(f"{config}/: no Parquet files")
-    manifest_problems, _ = _check_manifest(root)
+    manifest_problems, manifest = _check_manifest(root)
     problems += manifest_problems
     problems += _check_card(root, splits)
     if not splits.get("corpus"):
@@ -340,6 +343,9 @@ def validate_dataset(dataset_dir: Path, check_load: bool = True) -> list[str]:
     except Exception as exc:  # unreadable files or wrong columns: report, don't crash the caller
         problems.append(f"rows could not be checked: {type(exc).__name__}: {exc}")
         return problems
+    from wikihow_tiir.mme.scorer import validate_scorer
+
+    problems += validate_scorer(root, manifest, check_load=check_load and not problems)
     if check_load and not problems:  # loading a broken folder only repeats what was found
         problems += _check_load(root, splits)
     return problems
