@@ -90,14 +90,12 @@ def compare_command(
     chosen = [s.strip() for s in strategies.split(",") if s.strip()]
     ns = _parse_ns(train_ns)
     try:
-        result = compare(dataset, output, seed=seed, strategies=chosen, epochs=epochs, backbone=backbone,
-                         precision=precision, log=lambda s: typer.echo(s, err=True),
-                         **({"train_ns": ns} if ns else {}))
+        compare(dataset, output, seed=seed, strategies=chosen, epochs=epochs, backbone=backbone, precision=precision,
+                log=lambda s: typer.echo(s, err=True), **({"train_ns": ns} if ns else {}))
     except (CheckpointError, DatasetError, ValueError) as exc:
         _fail(str(exc))
     typer.echo((output / "compare.md").read_text(encoding="utf-8"))
     typer.echo(f"written to {output}/ (compare.md, compare.json, one checkpoint per strategy)", err=True)
-    del result
 
 
 @mme_app.command("ablate")
