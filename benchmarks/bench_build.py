@@ -8,9 +8,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import flows.build_dataset  # noqa: F401  (sets the offline Prefect environment before prefect loads)
+from flows.build_dataset import use_offline_defaults
 from wikihow_tiir import build
 from wikihow_tiir.config import load_config
+
+use_offline_defaults()  # before this benchmark's own flows import Prefect
 
 ARCHIVE = Path(__file__).resolve().parent.parent / "data" / "sample" / "archive"
 

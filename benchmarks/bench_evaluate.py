@@ -35,7 +35,7 @@ def bench_metrics(n_queries: int) -> dict:
     import pytrec_eval
     from ranx import Qrels, Run, evaluate
 
-    from wikihow_tiir.evaluate.metrics import compute_metrics, ranked
+    from wikihow_tiir.retrieval.metrics import compute_metrics, ranked
 
     qrels, run = _metrics_case(n_queries, N_DOCS)
     out: dict = {"queries": n_queries, "depth": K}

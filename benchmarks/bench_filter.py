@@ -28,9 +28,9 @@ FUNCTION_WORDS = ("the and to of a in for that with on is it my your this from a
 
 def _vocabulary() -> list[str]:
     """Whole English words from the MiniLM vocabulary (so synthetic text tokenizes like real text)."""
-    from wikihow_tiir.stats import _tokenizer
+    from wikihow_tiir.encoders.minilm import wordpiece_tokenizer
 
-    vocab = _tokenizer().get_vocab()
+    vocab = wordpiece_tokenizer().get_vocab()
     return sorted(w for w in vocab if w.isalpha() and w.isascii() and len(w) >= 3)
 
 
@@ -91,7 +91,7 @@ def synthetic(n_docs: int, n_queries: int, seed: int = 0):
 def _throughput(n_texts: int) -> dict:
     """Texts/s of the filter's embedding path vs bare SentenceTransformer.encode on the same texts."""
     from wikihow_tiir.config import FilterConfig
-    from wikihow_tiir.embeddings import load_text_embedder
+    from wikihow_tiir.encoders.minilm import load_text_embedder
     from wikihow_tiir.filter.vectors import embed_cached
 
     bs = FilterConfig().embed_batch_size  # the filter's default, for all three ways
@@ -146,7 +146,7 @@ def _stand_in_cache(docs, queries, cache: Path, cfg, seed: int = 0) -> float:
     """
     import numpy as np
 
-    from wikihow_tiir.embeddings import DIM
+    from wikihow_tiir.encoders.minilm import DIM
     from wikihow_tiir.filter import query_embedding_text
     from wikihow_tiir.filter.text import safe_text
     from wikihow_tiir.filter.vectors import embed_cached

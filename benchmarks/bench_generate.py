@@ -62,7 +62,7 @@ def synthetic_documents(n: int, seed: int = 0) -> list[Document]:
 
 
 def _offline(docs: list[Document], shard_size: int = 64) -> dict:
-    from wikihow_tiir.embeddings import encode_texts
+    from wikihow_tiir.encoders.minilm import encode_texts
 
     encode_texts(["warm up the model"])
     pool = ImagePool.from_documents(docs)

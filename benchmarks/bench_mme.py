@@ -172,7 +172,7 @@ def _photo_dataset(root: Path, n_docs: int, n_queries: int = 32) -> Path:
         qrel_to_row,
         query_to_row,
     )
-    from wikihow_tiir.publish.parquet import write_sharded
+    from wikihow_tiir.storage import write_sharded
 
     rng = np.random.default_rng(0)
 

@@ -37,8 +37,7 @@ def _make(root: Path, n_docs: int, images_per_doc: int, side: int) -> None:
         query_to_row,
     )
     from wikihow_tiir.publish.card import render_card
-    from wikihow_tiir.publish.manifest import file_entries
-    from wikihow_tiir.publish.parquet import write_sharded
+    from wikihow_tiir.storage import file_entries, write_sharded
 
     pool = [_jpeg(i, side) for i in range(16)]
     docs, queries = [], []

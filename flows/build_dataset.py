@@ -1,20 +1,38 @@
 """The build as a Prefect flow: one task per shard, the stages themselves live in `wikihow_tiir`.
 
-Runs offline and isolated: the environment defaults below are set before Prefect is imported
-(no telemetry, a private PREFECT_HOME, a generous ephemeral-server start-up timeout).
+Runs offline and isolated: :func:`build_dataset` first sets environment defaults (no telemetry, a
+private PREFECT_HOME, a generous ephemeral-server start-up timeout; see :func:`use_offline_defaults`),
+then imports Prefect, which reads them once. Importing this module changes nothing and loads no
+Prefect: the CLI imports it only to run a build.
 The task runner is a thread pool by default or Dask (`runner.kind = "dask"`): a local cluster of
 `runner.workers` processes, or an existing scheduler at `runner.dask_address`.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("DO_NOT_TRACK", "1")
+from wikihow_tiir import build, interrupt
+from wikihow_tiir.config import BuildConfig
+from wikihow_tiir.errors import expected_error_message
+
+# set where unset, before Prefect, Dask or the Hugging Face libraries first load (they read them then)
+OFFLINE_DEFAULTS = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "DO_NOT_TRACK": "1",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+    "PREFECT_LOGGING_LEVEL": "WARNING",
+    "HF_HUB_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+    "DASK_LOGGING__DISTRIBUTED": "warning",  # no per-worker INFO chatter in the build output
+}
 
 
 def _writable_prefect_home() -> str:
@@ -36,39 +54,38 @@ def _writable_prefect_home() -> str:
     raise RuntimeError("no writable folder for Prefect's state: set PREFECT_HOME")
 
 
-if "PREFECT_HOME" not in os.environ:
-    os.environ["PREFECT_HOME"] = _writable_prefect_home()
-os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
-os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")  # no per-worker INFO chatter in the build output
+def use_offline_defaults() -> None:
+    """Set :data:`OFFLINE_DEFAULTS` and PREFECT_HOME where the environment does not (idempotent).
 
-from prefect import flow, task  # noqa: E402
-from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: E402
-
-from wikihow_tiir import build  # noqa: E402
-from wikihow_tiir.config import BuildConfig  # noqa: E402
+    Called by :func:`build_dataset` before it imports Prefect; a caller that imports Prefect itself
+    earlier calls it first (the benchmarks do)."""
+    if "PREFECT_HOME" not in os.environ:
+        os.environ["PREFECT_HOME"] = _writable_prefect_home()
+    for key, value in OFFLINE_DEFAULTS.items():
+        os.environ.setdefault(key, value)
 
 
-@task(name="corpus-shard", retries=1, retry_delay_seconds=2)
-def corpus_shard(cfg_json: dict[str, Any], output: str, spec: build.ShardSpec) -> dict[str, Any]:
+def _corpus_shard(cfg_json: dict[str, Any], output: str, spec: build.ShardSpec) -> dict[str, Any]:
     return build.run_corpus_shard(BuildConfig.model_validate(cfg_json), Path(output), spec)
 
 
-@task(name="query-shard", retries=1, retry_delay_seconds=2)
-def query_shard(cfg_json: dict[str, Any], output: str, spec: build.ShardSpec) -> dict[str, Any]:
+def _query_shard(cfg_json: dict[str, Any], output: str, spec: build.ShardSpec) -> dict[str, Any]:
     return build.run_query_shard(BuildConfig.model_validate(cfg_json), Path(output), spec)
 
 
-@task(name="scorer", retries=0)  # a killed training resumes from its own checkpoint when the build re-runs
-def scorer(cfg_json: dict[str, Any], output: str, spec: build.ShardSpec) -> dict[str, Any]:
+def _scorer(cfg_json: dict[str, Any], output: str, spec: build.ShardSpec) -> dict[str, Any]:
     return build.run_scorer_shard(BuildConfig.model_validate(cfg_json), Path(output), spec)
 
 
-_TASKS = {"corpus": corpus_shard, "queries": query_shard, "scorer": scorer}
+@functools.cache
+def _tasks() -> dict[str, Any]:
+    """The Prefect tasks, made on first use (Prefect loads only when a build runs)."""
+    from prefect import task
+
+    return {"corpus": task(name="corpus-shard", retries=1, retry_delay_seconds=2)(_corpus_shard),
+            "queries": task(name="query-shard", retries=1, retry_delay_seconds=2)(_query_shard),
+            # no retry: a killed training resumes from its own checkpoint when the build re-runs
+            "scorer": task(name="scorer", retries=0)(_scorer)}
 
 
 def _prefect_map(cfg: BuildConfig, output: Path, show_progress: bool):
@@ -84,9 +101,11 @@ def _prefect_map(cfg: BuildConfig, output: Path, show_progress: bool):
     output = Path(output).resolve()
 
     def map_shards(fn, specs: list[build.ShardSpec]) -> list[dict[str, Any]]:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
         if not specs:
             return []
-        the_task = _TASKS[specs[0].stage]
+        the_task = _tasks()[specs[0].stage]
         futures = [the_task.submit(cfg_json, str(output), s) for s in specs]
         results: list[dict[str, Any] | None] = [None] * len(futures)
         with Progress(TextColumn(f"[bold]{specs[0].stage}[/]"), BarColumn(), MofNCompleteColumn(),
@@ -106,28 +125,126 @@ def _prefect_map(cfg: BuildConfig, output: Path, show_progress: bool):
     return map_shards
 
 
-def _task_runner(cfg: BuildConfig):
+def _task_runner(cfg: BuildConfig, api_url: str | None = None):
+    from prefect.task_runners import ThreadPoolTaskRunner
+
     if cfg.runner.kind == "dask":
         from prefect_dask import DaskTaskRunner
 
         if cfg.runner.dask_address:
             return DaskTaskRunner(address=cfg.runner.dask_address)
+        # The local cluster's workers use our API server (without PREFECT_API_URL each started an ephemeral
+        # server of its own, in our process group); the preload makes them ignore SIGINT (a Ctrl-C in the
+        # terminal reaches our whole process group, and each worker printed a KeyboardInterrupt traceback).
         return DaskTaskRunner(cluster_kwargs={"n_workers": cfg.runner.workers, "threads_per_worker": 1,
                                               "processes": True, "host": "127.0.0.1",
-                                              "dashboard_address": None})
+                                              "dashboard_address": None, "preload": ["wikihow_tiir.interrupt"],
+                                              "env": {"PREFECT_API_URL": api_url} if api_url else {}})
     return ThreadPoolTaskRunner(max_workers=cfg.runner.workers)
 
 
-def build_dataset(cfg: BuildConfig, output: str | Path, show_progress: bool = True) -> dict[str, Any]:
-    """Run the build flow with the configured task runner; returns the build summary."""
+def _start_api_server() -> str | None:
+    """Start Prefect's ephemeral API server (when no PREFECT_API_URL is set) in a session of its own.
+
+    Prefect would start it on first use in our process group, where a Ctrl-C in the terminal reaches it
+    too: it died first, and every later state and event write of the flow failed (minutes of retries and
+    hundreds of lines of tracebacks). In its own session only we stop it: at exit (Prefect registers
+    that), or before a forced exit after Ctrl-C. The instance is registered as Prefect's default one,
+    as Prefect's own test harness does, so every client of this process uses it.
+    """
+    from prefect.server.api import server as prefect_server
+    from prefect.settings import PREFECT_API_URL
+
+    if PREFECT_API_URL.value():
+        return None
+
+    class OwnSessionServer(prefect_server.SubprocessASGIServer):
+        def _run_uvicorn_command(self):
+            real = prefect_server.subprocess
+            # its output goes to a log file: when it is stopped at our exit it may log a cancelled database
+            # task, which is no business of the build's output
+            home = Path(os.environ["PREFECT_HOME"])
+            home.mkdir(parents=True, exist_ok=True)
+            log = open(home / "ephemeral-server.log", "ab")  # noqa: SIM115
+            prefect_server.subprocess = _OwnSessionSubprocess(log)  # only for this one Popen call
+            try:
+                return super()._run_uvicorn_command()
+            finally:
+                prefect_server.subprocess = real
+                log.close()  # the server has its own copy of the descriptor
+
+    server = OwnSessionServer()  # the existing default instance if this process already has one
+    server.start()
+    if _stop_api_server not in interrupt.cleanups():
+        interrupt.add_cleanup(_stop_api_server)
+    return server.api_url
+
+
+def _stop_api_server() -> None:
+    """Kill the ephemeral server at a forced exit (no time for Prefect's 5 s graceful stop)."""
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer._instances.get(None)
+    if server is not None and server.server_process is not None:
+        server.server_process.kill()
+
+
+class _OwnSessionSubprocess:
+    """The ``subprocess`` module as Prefect's server launcher sees it: Popen in a new session, its output
+    appended to ``log``."""
+
+    def __init__(self, log):
+        self.Popen = functools.partial(subprocess.Popen, start_new_session=True, stdin=subprocess.DEVNULL,
+                                       stdout=log, stderr=subprocess.STDOUT)
+
+
+class _QuietExpectedErrors(logging.Filter):
+    """Prefect logs every exception of a flow or task run with its traceback; an expected failure (bad
+    input, see wikihow_tiir.errors) is printed by the CLI as one line instead, and a stop by Ctrl-C
+    with the line saying how to resume."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, KeyboardInterrupt) or (exc is not None and expected_error_message(exc) is not None):
+            return False
+        if interrupt.requested() and record.levelno >= logging.WARNING:
+            return False  # "Crash detected! Execution was aborted by an interrupt signal." and the like
+        return True
+
+
+_QUIET = _QuietExpectedErrors()
+
+
+def _quiet_expected_errors() -> None:
+    # on the loggers that log run errors and on the handlers everything else reaches (Prefect's console,
+    # distributed's stream handler)
+    for name in ("prefect.flow_runs", "prefect.task_runs", "prefect.engine", "prefect", "distributed", ""):
+        logger = logging.getLogger(name)
+        for target in (logger, *logger.handlers):
+            if _QUIET not in target.filters:
+                target.addFilter(_QUIET)
+
+
+def build_dataset(cfg: BuildConfig, output: str | Path, show_progress: bool = True,
+                  force: bool = False) -> dict[str, Any]:
+    """Run the build flow with the configured task runner; returns the build summary. ``force``: build in
+    a non-empty folder that is not a build of ours (see ``wikihow_tiir.build_folder``)."""
     output = Path(output)
     started = time.perf_counter()
+    build.check_output_folder(output, force)  # before Prefect starts: a refused folder costs nothing
+    use_offline_defaults()
+    from prefect import flow
 
-    @flow(name="build-dataset", task_runner=_task_runner(cfg), log_prints=False, validate_parameters=False)
+    api_url = _start_api_server()
+    runner = _task_runner(cfg, api_url)
+    _quiet_expected_errors()
+
+    @flow(name="build-dataset", task_runner=runner, log_prints=False, validate_parameters=False)
     def build_dataset_flow(cfg_json: dict[str, Any], output_dir: str) -> dict[str, Any]:
+        interrupt.reinstall()  # Prefect swapped in its own SIGTERM handler for the run
         config = BuildConfig.model_validate(cfg_json)
         return build.run_build(config, Path(output_dir), _prefect_map(config, Path(output_dir), show_progress),
-                               log=print if show_progress else (lambda m: None))
+                               log=print if show_progress else (lambda m: None), force=force)
 
     result = build_dataset_flow(cfg.model_dump(mode="json"), str(output))
     result["wall_time_s"] = round(time.perf_counter() - started, 2)

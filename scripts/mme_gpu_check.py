@@ -3,6 +3,8 @@ bf16 and the reference scorer stage. Prints JSON.
 
     python scripts/mme_gpu_check.py [--steps 6] [--docs 24]
 
+(The evaluation's model families have their own check: ``scripts/eval_gpu_check.py``.)
+
 Self-contained (no pytest): for each MLLM architecture (DeepSeek-VL, Qwen2-VL, Qwen2.5-VL, tiny
 random configs, no download) it checks visual tokens per image = N^2 for every N, the output
 shape, eval-mode determinism, gradients reaching the projector, a save/load round trip, the
@@ -139,12 +141,13 @@ def _scorer_stage(work: Path, dev: str, docs: int) -> dict:
     from wikihow_tiir.build import record_scorer
     from wikihow_tiir.config import load_config
     from wikihow_tiir.evaluate import evaluate_run, load_split, score_model
+    from wikihow_tiir.evaluate.scorer_numbers import score_numbers
     from wikihow_tiir.mme.scorer import load_scorer, run_scorer_stage, validate_scorer
 
     data = write_split_dataset(work / "scorer-data", n_docs=docs, n_test=max(2, docs // 5), image_size=384)
     cfg = load_config(overrides=["scorer.epochs=1", 'scorer.baselines=["bm25"]', f'scorer.device="{dev}"'])
     t = time.perf_counter()
-    section = run_scorer_stage(cfg, data)
+    section = run_scorer_stage(cfg, data, score_numbers)
     seconds = time.perf_counter() - t
     record_scorer(data, section, lambda m: None)
     manifest = json.loads((data / "manifest.json").read_text())

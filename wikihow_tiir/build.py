@@ -1,9 +1,10 @@
 """The build, stage by stage, as shard-level functions with no orchestration dependency.
 
-`flows/build_dataset.py` runs these functions as Prefect tasks (one task per shard); tests and
-`run_build_inline` call them directly. Every shard function is idempotent: it writes its outputs
-atomically, then a ``.done`` marker holding the fingerprint of its inputs and settings and the size
-and sha256 of each file it wrote, and returns at once when the marker matches and so do the files.
+`flows/build_dataset.py` runs these functions as Prefect tasks (one task per shard); tests call them
+directly, or :func:`run_build` with its default inline map. Every shard function is idempotent: it
+writes its outputs atomically, then a ``.done`` marker holding the fingerprint of its inputs and
+settings and the size and sha256 of each file it wrote, and returns at once when the marker matches
+and so do the files.
 So a killed build, re-run, redoes only the missing (or damaged) shards and ends with the same bytes
 as an uninterrupted one.
 """
@@ -13,7 +14,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import math
 import re
 import subprocess
 from collections import Counter
@@ -22,19 +22,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from wikihow_tiir import __version__
+from wikihow_tiir import __version__, layout, resume
+from wikihow_tiir.build_folder import check_output_folder, claim_output_folder, stale_reject_files
 from wikihow_tiir.config import BuildConfig
+from wikihow_tiir.errors import WikihowTiirError
 from wikihow_tiir.io import (
-    atomic_write_bytes,
     atomic_write_json,
     atomic_write_text,
     dumps,
     read_jsonl,
-    sha256_bytes,
     sha256_file,
     stable_hash,
     write_jsonl,
 )
+from wikihow_tiir.layout import work_dir
 from wikihow_tiir.model import (
     SCHEMA_VERSION,
     TEXT_LICENSE,
@@ -48,12 +49,21 @@ from wikihow_tiir.model import (
     query_from_row,
     query_to_row,
 )
-from wikihow_tiir.publish.manifest import file_entries
-from wikihow_tiir.publish.parquet import parquet_bytes, read_rows, write_sharded, write_sharded_iter
+from wikihow_tiir.storage import (
+    file_entries,
+    parquet_bytes,
+    read_rows,
+    read_rows_where,
+    read_rows_without,
+    remove_shards,
+    table_bytes,
+    write_sharded,
+    write_sharded_iter,
+    write_tables,
+)
 
 # bump when a stage's output for the same inputs changes
 STAGE_VERSIONS = {"corpus": "2", "queries": "2"}  # queries 2: the offline writer v2 reads the writer context
-DATASET_FILES = ("README.md", "manifest.json", "corpus", "queries", "qrels")
 log = logging.getLogger(__name__)
 
 
@@ -65,67 +75,25 @@ class ShardSpec:
 
     @property
     def name(self) -> str:
-        return f"shard-{self.index:05d}"
+        return layout.work_shard_name(self.index)
 
 
-class BuildError(RuntimeError):
-    pass
+class BuildError(WikihowTiirError, RuntimeError):
+    """An expected build failure (bad input or settings): the CLI prints it as one ``error:`` line."""
+
+    reason = "build-error"
 
 
 # --------------------------------------------------------------------------- helpers
 
 
-def work_dir(output: Path, stage: str) -> Path:
-    return Path(output) / "work" / stage
-
-
 def _marker(output: Path, spec: ShardSpec) -> Path:
-    return work_dir(output, spec.stage) / f"{spec.name}.done"
+    return layout.shard_file(output, spec.stage, spec.name, "done")
 
 
 def _done(output: Path, spec: ShardSpec, fingerprint: str) -> dict[str, Any] | None:
-    """The stats of a finished shard, or None when it must be (re)built: no marker, another
-    fingerprint, or a file the marker vouches for that is no longer what the shard wrote (cut,
-    rewritten, deleted). Only this shard's own files are hashed, so resuming stays cheap."""
-    m = _marker(output, spec)
-    if not m.is_file():
-        return None
-    try:
-        data = json.loads(m.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return None
-    if not isinstance(data, dict) or data.get("fingerprint") != fingerprint:
-        return None
-    files = data.get("files")
-    if not isinstance(files, dict) or not files:  # a marker of an older build vouches for nothing
-        return None
-    for name, want in files.items():
-        problem = _file_problem(m.parent / name, want)
-        if problem:
-            log.warning("%s/%s: %s; rebuilding the shard", spec.stage, spec.name, problem)
-            return None
-    return data.get("stats", {})
-
-
-def _file_problem(path: Path, want: Any) -> str | None:
-    """Why ``path`` is not the file a marker recorded (size first: a cut file costs no hashing)."""
-    if not isinstance(want, dict):
-        return f"{path.name}: no size and sha256 in the marker"
-    try:
-        size = path.stat().st_size
-    except OSError:
-        return f"{path.name} is missing"
-    if size != want.get("bytes"):
-        return f"{path.name} has {size} bytes, the shard wrote {want.get('bytes')}"
-    if sha256_file(path) != want.get("sha256"):
-        return f"{path.name} does not match the sha256 the shard wrote"
-    return None
-
-
-def _write_shard_file(path: Path, data: bytes) -> dict[str, Any]:
-    """Write one file of a shard atomically; returns what its marker records about it."""
-    atomic_write_bytes(path, data)
-    return {"bytes": len(data), "sha256": sha256_bytes(data)}
+    """The stats of a finished shard, or None when it must be (re)built (``resume.done``)."""
+    return resume.done(layout.work_dir(output, spec.stage), spec.name, fingerprint)
 
 
 def _jsonl_bytes(records: Iterable[Any]) -> bytes:
@@ -134,9 +102,8 @@ def _jsonl_bytes(records: Iterable[Any]) -> bytes:
 
 def _finish(output: Path, spec: ShardSpec, fingerprint: str, stats: dict[str, Any],
             files: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Write the marker last: it vouches for the fingerprint and for each file the shard wrote."""
-    atomic_write_json(_marker(output, spec), {"fingerprint": fingerprint, "stats": stats, "files": files})
-    return stats
+    """Write the marker last (``resume.finish``): it vouches for the fingerprint and each file."""
+    return resume.finish(layout.work_dir(output, spec.stage), spec.name, fingerprint, stats, files)
 
 
 def git_commit() -> str | None:
@@ -231,9 +198,9 @@ class _VgsiStore:
 
 # --------------------------------------------------------------------------- corpus stage
 
-# what a corpus shard writes besides its marker; rejects carry the page they came from (see finalize_corpus)
-_CORPUS_FILES = ("parquet", "page-rejects.jsonl", "articles.jsonl", "context.parquet")
-_QUERY_FILES = ("parquet", "rejects.jsonl")
+# what a shard writes besides its marker (corpus rejects carry the page they came from: see finalize_corpus)
+_CORPUS_FILES = layout.SHARD_KINDS["corpus"]
+_QUERY_FILES = layout.SHARD_KINDS["queries"]
 
 
 def corpus_fingerprint(cfg: BuildConfig, spec: ShardSpec) -> str:
@@ -277,69 +244,61 @@ def run_corpus_shard(cfg: BuildConfig, output: Path, spec: ShardSpec) -> dict[st
             pages.append(PageInput(url=url, body=body, fetched_at=rec.fetched_at, sha256=rec.sha256,
                                    source=cfg.source.kind))
         shard = build_corpus_shard(pages, archive, cfg, unread=unread)
-    wd = work_dir(output, "corpus")
     page_rejects = ({"page": p, "reject": r.to_dict()} for p, r in zip(shard.reject_pages, shard.rejects, strict=True))
     articles = (_article_summary(a, p) for p, a in zip(shard.article_pages, shard.articles, strict=True))
-    files = {
-        f"{spec.name}.parquet": _write_shard_file(wd / f"{spec.name}.parquet", parquet_bytes(
-            [document_to_row(d) for d in shard.documents], "corpus")),
-        f"{spec.name}.page-rejects.jsonl": _write_shard_file(wd / f"{spec.name}.page-rejects.jsonl",
-                                                             _jsonl_bytes(page_rejects)),
-        f"{spec.name}.articles.jsonl": _write_shard_file(wd / f"{spec.name}.articles.jsonl", _jsonl_bytes(articles)),
-        f"{spec.name}.context.parquet": _write_shard_file(wd / f"{spec.name}.context.parquet",
-                                                          _contexts_bytes(shard.contexts, shard.documents)),
-    }
+    files = _write_shard_files(output, spec, {
+        "parquet": parquet_bytes([document_to_row(d) for d in shard.documents], "corpus"),
+        "page-rejects.jsonl": _jsonl_bytes(page_rejects),
+        "articles.jsonl": _jsonl_bytes(articles),
+        "context.parquet": _contexts_bytes(shard.contexts, shard.documents),
+    })
     return _finish(output, spec, fp, shard.stats, files)
 
 
-_CONTEXT_FILE = "context.parquet"  # work/corpus/: the writer context of the kept documents
+def _write_shard_files(output: Path, spec: ShardSpec, contents: dict[str, bytes]) -> dict[str, dict[str, Any]]:
+    """Write a shard's files (``work/<stage>/<shard>.<kind>`` for each kind), in this order; returns what
+    its marker records about each, by file name."""
+    files = {}
+    for kind, data in contents.items():
+        path = layout.shard_file(output, spec.stage, spec.name, kind)
+        files[path.name] = resume.write_file(path, data)
+    return files
+
+
+_CONTEXT_ROW_GROUP = 1000  # rows of the writer context files (no images: small rows)
 
 
 def _contexts_bytes(contexts: dict[str, dict[str, Any]], documents: list[Document]) -> bytes:
     """The documents' writer context (``segment.section_context``) as Parquet (id, article_id, JSON)."""
-    import io
-
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     docs = sorted(documents, key=lambda d: d.id)
     table = pa.table({"id": pa.array([d.id for d in docs], pa.string()),
                       "article_id": pa.array([d.article_id for d in docs], pa.string()),
                       "context": pa.array([json.dumps(contexts.get(d.id, {}), ensure_ascii=False, sort_keys=True)
                                            for d in docs], pa.string())})
-    buf = io.BytesIO()
-    pq.write_table(table, buf, row_group_size=1000, compression="zstd", write_statistics=True)
-    return buf.getvalue()
+    return table_bytes(table, _CONTEXT_ROW_GROUP)
 
 
-def _merge_contexts(wd: Path, specs: list[ShardSpec], kept: Callable[[ShardSpec, dict[str, Any]], bool]) -> None:
+def _merge_contexts(output: Path, specs: list[ShardSpec], kept: Callable[[ShardSpec, dict[str, Any]], bool]) -> None:
     """work/corpus/context.parquet: the kept documents' writer contexts, one shard's rows at a time."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    tmp = wd / f".{_CONTEXT_FILE}.tmp"
-    writer = None
-    try:
+    from wikihow_tiir.storage import read_table
+
+    def parts():
         for spec in specs:
-            table = pq.read_table(wd / f"{spec.name}.context.parquet")
+            table = read_table([layout.shard_file(output, "corpus", spec.name, "context.parquet")])
             rows = table.select(["id", "article_id"]).to_pylist()
-            part = table.filter(pa.array([kept(spec, r) for r in rows], pa.bool_()))
-            if writer is None:
-                writer = pq.ParquetWriter(tmp, table.schema, compression="zstd", write_statistics=True)
-            writer.write_table(part, row_group_size=1000)
-    finally:
-        if writer is not None:
-            writer.close()
-    if writer is not None:
-        tmp.replace(wd / _CONTEXT_FILE)
+            yield table.filter(pa.array([kept(spec, r) for r in rows], pa.bool_()))
+
+    write_tables(layout.corpus_context(output), parts(), _CONTEXT_ROW_GROUP)
 
 
 def read_contexts(output: Path, ids: list[str]) -> dict[str, dict[str, Any]]:
     """The writer context of these documents (``{}`` for a build without one: the offline writer then
     uses its plain phrases)."""
-    from wikihow_tiir.publish.parquet import read_rows_where
-
-    path = work_dir(Path(output), "corpus") / _CONTEXT_FILE
+    path = layout.corpus_context(output)
     if not path.is_file():
         return {}
     return {r["id"]: json.loads(r["context"]) for r in read_rows_where([path], "id", ids, columns=["id", "context"])}
@@ -349,15 +308,6 @@ def _article_summary(a, page: str) -> dict[str, Any]:
     return {"id": a.id, "url": a.url, "page": page, "revision": a.revision, "lang": a.lang, "title": a.title,
             "layout": a.layout, "sections": len(a.sections), "steps": a.n_steps, "fetched_at": a.fetched_at,
             "sha256": a.sha256, "source": a.source, "parse_notes": a.parse_notes}
-
-
-def iter_work_documents(output: Path, specs: list[ShardSpec]) -> Iterator[Document]:
-    """The documents of the corpus shards, one copy per article (as :func:`finalize_corpus` keeps them)."""
-    keep = _kept_copies(output, specs)[0]
-    for spec in specs:
-        for row in read_rows([work_dir(output, "corpus") / f"{spec.name}.parquet"]):
-            if keep.get(row["article_id"], (spec.index,))[0] == spec.index:
-                yield document_from_row(row)
 
 
 def _kept_copies(output: Path, specs: list[ShardSpec]) -> tuple[dict[str, tuple[int, dict[str, Any]]],
@@ -371,7 +321,7 @@ def _kept_copies(output: Path, specs: list[ShardSpec]) -> tuple[dict[str, tuple[
     best: dict[str, tuple[tuple[Any, ...], int, dict[str, Any]]] = {}
     copies: list[tuple[tuple[Any, ...], int, dict[str, Any]]] = []
     for spec in specs:
-        f = work_dir(output, "corpus") / f"{spec.name}.articles.jsonl"
+        f = layout.shard_file(output, "corpus", spec.name, "articles.jsonl")
         for pos, a in enumerate(read_jsonl(f) if f.is_file() else ()):
             key = (copy_rank(a["page"], a["url"], a["revision"]), spec.index, pos)
             copies.append((key, spec.index, a))
@@ -398,8 +348,7 @@ def _duplicate_reject(dropped: dict[str, Any], kept: dict[str, Any]) -> Reject:
                   {"kept": kept["page"], "article_id": dropped["id"]})
 
 
-def finalize_corpus(cfg: BuildConfig, output: Path, specs: list[ShardSpec],
-                    shard_stats: list[dict[str, Any]]) -> dict[str, Any]:
+def finalize_corpus(cfg: BuildConfig, output: Path, specs: list[ShardSpec]) -> dict[str, Any]:
     """Merge the shards into corpus/corpus-0000i-of-0000N.parquet, one copy per article.
 
     Returns ``documents``, ``files`` and ``rejects``: the corpus shards' rejects, less those of pages
@@ -407,13 +356,12 @@ def finalize_corpus(cfg: BuildConfig, output: Path, specs: list[ShardSpec],
     Rows are counted and checked before corpus/ is touched, so a failure leaves it as it was.
     """
     output = Path(output)
-    wd = work_dir(output, "corpus")
-    _prune_stale_shards(wd, specs, _CORPUS_FILES)
+    _prune_stale_shards(output, "corpus", specs, _CORPUS_FILES)
     keep, dropped = _kept_copies(output, specs)
     rejects = [_duplicate_reject(d, k) for d, k in dropped]
     dropped_pages = {d["page"] for d, _ in dropped}
     for spec in specs:
-        for rec in read_jsonl(wd / f"{spec.name}.page-rejects.jsonl"):
+        for rec in read_jsonl(layout.shard_file(output, "corpus", spec.name, "page-rejects.jsonl")):
             if rec["page"] not in dropped_pages:
                 rejects.append(Reject(**rec["reject"]))
     rejects.sort(key=lambda r: (r.stage, r.item_id, r.reason, dumps(r.to_dict())))
@@ -421,9 +369,12 @@ def finalize_corpus(cfg: BuildConfig, output: Path, specs: list[ShardSpec],
     def kept(spec: ShardSpec, row: dict[str, Any]) -> bool:
         return keep.get(row["article_id"], (spec.index,))[0] == spec.index
 
+    def shard_rows(spec: ShardSpec) -> Path:
+        return layout.shard_file(output, "corpus", spec.name, "parquet")
+
     ids: set[str] = set()
     for spec in specs:
-        for row in read_rows([wd / f"{spec.name}.parquet"], columns=["id", "article_id"]):
+        for row in read_rows([shard_rows(spec)], columns=["id", "article_id"]):
             if kept(spec, row):
                 if row["id"] in ids:  # one copy per article leaves none: a bug, not bad input
                     raise BuildError(f"duplicate document id {row['id']} in the corpus shards")
@@ -432,36 +383,33 @@ def finalize_corpus(cfg: BuildConfig, output: Path, specs: list[ShardSpec],
 
     def rows():
         for spec in specs:
-            yield from (row for row in read_rows([wd / f"{spec.name}.parquet"]) if kept(spec, row))
+            yield from (row for row in read_rows([shard_rows(spec)]) if kept(spec, row))
 
-    paths = write_sharded_iter(output / "corpus", rows(), total, "corpus", "corpus", cfg.output.rows_per_file)
-    _merge_contexts(wd, specs, kept)
+    paths = write_sharded_iter(layout.config_dir(output, "corpus"), rows(), total, "corpus", layout.CORPUS_SPLIT,
+                               cfg.output.rows_per_file)
+    _merge_contexts(output, specs, kept)
     # the corpus's identity for the query shards' fingerprints: its shards' fingerprints (inputs and
     # settings), so no query shard has to hash the corpus files (tens of GB at the paper's scale)
     shard_fps = [json.loads(_marker(output, s).read_text(encoding="utf-8"))["fingerprint"] for s in specs]
-    atomic_write_text(_corpus_id_file(output), stable_hash("corpus", shard_fps) + "\n")
+    atomic_write_text(layout.corpus_id_file(output), stable_hash("corpus", shard_fps) + "\n")
     return {"documents": total, "files": [p.name for p in paths], "rejects": rejects}
 
 
-def _prune_stale_shards(wd: Path, specs: list[ShardSpec], kinds: tuple[str, ...]) -> None:
-    """Delete the shard files of ``wd`` that this plan does not use: shards of an earlier plan with more
-    shards, and file kinds an earlier version wrote (rejects are gathered from these folders)."""
+def _prune_stale_shards(output: Path, stage: str, specs: list[ShardSpec], kinds: tuple[str, ...]) -> None:
+    """Delete the shard files of ``work/<stage>/`` that this plan does not use: shards of an earlier plan
+    with more shards, and file kinds an earlier version wrote (rejects are gathered from these folders)."""
     names = {s.name for s in specs}
-    for f in wd.glob("shard-*"):
-        name, _, kind = f.name.partition(".")
+    for f in layout.work_shard_files(output, stage):
+        name, kind = layout.shard_of(f)
         if f.is_file() and (name not in names or kind not in (*kinds, "done")):
             f.unlink()
 
 
-def _corpus_id_file(output: Path) -> Path:
-    return work_dir(output, "corpus") / "corpus-id"
-
-
 # --------------------------------------------------------------------------- query stage
-
-
-def _corpus_files(output: Path) -> list[Path]:
-    return sorted((Path(output) / "corpus").glob("corpus-*.parquet"))
+#
+# The query stage reads a corpus (``corpus_root``, default the build folder itself) and writes its shards
+# into ``output``'s work/queries/ and work/generate/. `wikihow-tiir generate` runs the same functions with
+# a folder of its own as ``output`` and any dataset folder as ``corpus_root``, so it resumes as a build does.
 
 
 def _corpus_marker(files: list[Path]) -> str:
@@ -473,21 +421,17 @@ def _load_corpus(output: str, marker: str) -> tuple[Document, ...]:
     """All corpus documents of a build *without their image bytes* (texts, metadata, perceptual hashes:
     what the filter and the image pool need), read once per process. At the paper's scale the bytes
     are tens of GB; shards read the bytes of their own documents only (:func:`read_documents`)."""
-    from wikihow_tiir.publish.parquet import read_rows_without
-
-    return tuple(document_from_row(r) for r in read_rows_without(_corpus_files(Path(output))))
+    return tuple(document_from_row(r) for r in read_rows_without(layout.corpus_files(output)))
 
 
 def load_corpus(output: Path) -> tuple[Document, ...]:
     """The corpus of a build without image bytes (see :func:`_load_corpus`)."""
-    return _load_corpus(str(output), _corpus_marker(_corpus_files(output)))
+    return _load_corpus(str(output), _corpus_marker(layout.corpus_files(output)))
 
 
 def read_documents(output: Path, ids: list[str]) -> list[Document]:
     """These corpus documents, image bytes included, in the order of ``ids`` (a filtered read)."""
-    from wikihow_tiir.publish.parquet import read_rows_where
-
-    found = {r["id"]: document_from_row(r) for r in read_rows_where(_corpus_files(output), "id", ids)}
+    found = {r["id"]: document_from_row(r) for r in read_rows_where(layout.corpus_files(output), "id", ids)}
     missing = [i for i in ids if i not in found]
     if missing:
         raise BuildError(f"{len(missing)} document(s) of the plan are not in the corpus: {missing[:3]}")
@@ -495,63 +439,107 @@ def read_documents(output: Path, ids: list[str]) -> list[Document]:
 
 
 @functools.lru_cache(maxsize=1)
-def _image_pool(output: str, marker: str):
+def _image_pool(corpus_root: str, marker: str, vector_cache: str):
     """The lazy image pool of the corpus (no bytes held); its step-text embeddings are cached in
     work/generate/ once per build, so every shard and worker re-uses them."""
     from wikihow_tiir.generate import ImagePool
 
-    return ImagePool.from_corpus_files(_corpus_files(Path(output)), vector_cache=work_dir(Path(output), "generate"))
+    return ImagePool.from_corpus_files(layout.corpus_files(corpus_root), vector_cache=Path(vector_cache))
 
 
-def plan_queries(cfg: BuildConfig, output: Path) -> list[ShardSpec]:
-    files = _corpus_files(output)
+def _pool(output: Path, corpus_root: Path):
+    return _image_pool(str(corpus_root), _corpus_marker(layout.corpus_files(corpus_root)),
+                       str(work_dir(output, "generate")))
+
+
+def plan_queries(cfg: BuildConfig, output: Path, corpus_root: Path | None = None,
+                 limit: int | None = None) -> list[ShardSpec]:
+    """Query shards of ``generate.documents_per_shard`` corpus documents (by id; the first ``limit``)."""
+    output = Path(output)
+    source = Path(corpus_root) if corpus_root is not None else output
+    files = layout.corpus_files(source)
     ids = sorted(r["id"] for r in read_rows(files, columns=["id"]))
+    ids = ids[:limit] if limit is not None else ids
     if cfg.generate.render.kind == "offline" and ids:
-        _image_pool(str(output), _corpus_marker(files)).vectors()  # computed here once, not per worker
+        _pool(output, source).vectors()  # computed here once, not per worker
     specs = [ShardSpec("queries", i, c) for i, c in enumerate(_chunks(ids, cfg.generate.documents_per_shard))]
-    _prune_stale_shards(work_dir(output, "queries"), specs, _QUERY_FILES)
+    _prune_stale_shards(output, "queries", specs, _QUERY_FILES)
     return specs
 
 
-def queries_fingerprint(cfg: BuildConfig, output: Path, spec: ShardSpec) -> str:
+@functools.lru_cache(maxsize=4)
+def _hashed_corpus_id(corpus_root: str, marker: str) -> str:
+    """A hash of the corpus files' names and sha256: those the folder's manifest lists for them (a
+    published dataset), else read from the files (hashing tens of GB once per process)."""
+    files = layout.corpus_files(corpus_root)
+    try:
+        listed = json.loads(layout.manifest_path(corpus_root).read_text(encoding="utf-8")).get("files") or {}
+    except (OSError, ValueError, AttributeError):
+        listed = {}
+
+    def sha256(f: Path) -> str:
+        entry = listed.get(f.relative_to(corpus_root).as_posix())
+        if isinstance(entry, dict) and entry.get("bytes") == f.stat().st_size and entry.get("sha256"):
+            return str(entry["sha256"])
+        return sha256_file(f)
+
+    return stable_hash("corpus-files", [(f.name, sha256(f)) for f in files])
+
+
+def _corpus_id(output: Path, corpus_root: Path | None) -> str:
+    """The identity of the corpus the queries are for: the build's (written by :func:`finalize_corpus`),
+    or, for a dataset folder without one (`wikihow-tiir generate` on a downloaded or imported dataset),
+    a hash of its corpus files."""
+    source = Path(corpus_root) if corpus_root is not None else Path(output)
+    try:
+        return layout.corpus_id_file(source).read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        if corpus_root is None:
+            raise BuildError(f"{output}: the corpus stage has not finished (no work/corpus/corpus-id)") from None
+    return _hashed_corpus_id(str(source), _corpus_marker(layout.corpus_files(source)))
+
+
+def queries_fingerprint(cfg: BuildConfig, output: Path, spec: ShardSpec, corpus_root: Path | None = None) -> str:
     from wikihow_tiir.generate import prompt_manifest
 
-    try:  # the pool of images depends on the whole corpus
-        corpus_id = _corpus_id_file(Path(output)).read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
-        raise BuildError(f"{output}: the corpus stage has not finished (no work/corpus/corpus-id)") from None
+    corpus_id = _corpus_id(Path(output), corpus_root)  # the pool of images depends on the whole corpus
     return stable_hash("queries", STAGE_VERSIONS["queries"], __version__, cfg.seed,
                        cfg.section_json("generate"), prompt_manifest(), corpus_id, list(spec.keys))
 
 
-def run_query_shard(cfg: BuildConfig, output: Path, spec: ShardSpec) -> dict[str, Any]:
+def run_query_shard(cfg: BuildConfig, output: Path, spec: ShardSpec, corpus_root: Path | None = None
+                    ) -> dict[str, Any]:
+    """Caption, write, visualize and render the queries of one shard's documents; writes
+    work/queries/shard-N.{parquet,rejects.jsonl} (and work/generate/ records) and then the marker."""
     from wikihow_tiir.generate import generate_queries
 
     output = Path(output)
-    fp = queries_fingerprint(cfg, output, spec)
+    source = Path(corpus_root) if corpus_root is not None else output
+    fp = queries_fingerprint(cfg, output, spec, corpus_root)
     if (stats := _done(output, spec, fp)) is not None:
         return stats
-    docs = read_documents(output, list(spec.keys))
-    result = generate_queries(docs, _image_pool(str(output), _corpus_marker(_corpus_files(output))), cfg.generate,
+    docs = read_documents(source, list(spec.keys))
+    result = generate_queries(docs, _pool(output, source), cfg.generate,
                               seed=cfg.seed, work_dir=work_dir(output, "generate"), shard_id=spec.name,
-                              contexts=read_contexts(output, list(spec.keys)))
-    wd = work_dir(output, "queries")
-    files = {
-        f"{spec.name}.parquet": _write_shard_file(wd / f"{spec.name}.parquet",
-                                                  parquet_bytes([query_to_row(q) for q in result.queries], "queries")),
-        f"{spec.name}.rejects.jsonl": _write_shard_file(wd / f"{spec.name}.rejects.jsonl",
-                                                        _jsonl_bytes(r.to_dict() for r in result.rejects)),
-    }
+                              contexts=read_contexts(source, list(spec.keys)))
+    files = _write_shard_files(output, spec, {
+        "parquet": parquet_bytes([query_to_row(q) for q in result.queries], "queries"),
+        "rejects.jsonl": _jsonl_bytes(r.to_dict() for r in result.rejects),
+    })
     stats = {"documents": len(docs), "queries": len(result.queries),
              "rejects": dict(Counter(f"{r.stage}:{r.reason}" for r in result.rejects)),
              "generation": result.stats}
     return _finish(output, spec, fp, stats, files)
 
 
+def query_shard_rejects(output: Path, specs: list[ShardSpec]) -> Iterator[dict[str, Any]]:
+    """The rejects of these query shards, shard by shard, as written."""
+    for spec in specs:
+        yield from read_jsonl(layout.shard_file(output, "queries", spec.name, "rejects.jsonl"))
+
+
 def _query_rows_with_images(queries: list[Query], shard_files: list[Path], chunk: int) -> Iterator[dict[str, Any]]:
     """Rows of these (filtered, scored) queries with their image bytes put back from the query shards."""
-    from wikihow_tiir.publish.parquet import read_rows_where
-
     for i in range(0, len(queries), chunk):
         part = queries[i:i + chunk]
         images = {r["id"]: r["images"] for r in read_rows_where(shard_files, "id", [q.id for q in part],
@@ -567,13 +555,12 @@ def _query_rows_with_images(queries: list[Query], shard_files: list[Path], chunk
 def finalize_queries(cfg: BuildConfig, output: Path, specs: list[ShardSpec]) -> dict[str, Any]:
     """Filter the whole query set, split by article, write queries/ and qrels/ per split."""
     from wikihow_tiir.filter import apply_split_rules, exclude_from_test, filter_queries
-    from wikihow_tiir.publish.parquet import read_rows_without
     from wikihow_tiir.split import split_queries
 
     output = Path(output)
     # queries and corpus without image bytes (the checks read texts, metadata and perceptual hashes);
     # the kept queries' bytes are streamed into the split files below, a file's worth at a time
-    shard_files = [work_dir(output, "queries") / f"{spec.name}.parquet" for spec in specs]
+    shard_files = [layout.shard_file(output, "queries", spec.name, "parquet") for spec in specs]
     queries: list[Query] = [query_from_row(r) for r in read_rows_without(shard_files)]
     corpus = list(load_corpus(output))
     if cfg.filter.enabled:
@@ -586,13 +573,12 @@ def finalize_queries(cfg: BuildConfig, output: Path, specs: list[ShardSpec]) -> 
         kept, rejects, flagged, report = queries, [], {}, {"enabled": False}
         splits = split_queries(kept, cfg.split)
     written: dict[str, Any] = {}
-    for split in ("train", "test"):
+    for split in layout.QUERY_SPLITS:
         qs = sorted(splits.get(split, []), key=lambda q: q.id)
-        qdir, rdir = output / "queries", output / "qrels"
+        qdir, rdir = layout.config_dir(output, "queries"), layout.config_dir(output, "qrels")
         if not qs:  # an empty split is reported, not written as a broken file
             for d in (qdir, rdir):
-                for old in d.glob(f"{split}-*.parquet"):
-                    old.unlink()
+                remove_shards(d, split)
             written[split] = {"queries": 0, "note": "empty split: no files written"}
             continue
         write_sharded_iter(qdir, _query_rows_with_images(qs, shard_files, cfg.output.rows_per_file), len(qs),
@@ -600,7 +586,7 @@ def finalize_queries(cfg: BuildConfig, output: Path, specs: list[ShardSpec]) -> 
         qrels = [Qrel(q.id, q.positive_id, 1) for q in qs]
         write_sharded(rdir, [qrel_to_row(r) for r in qrels], "qrels", split, max(cfg.output.rows_per_file, 10000))
         written[split] = {"queries": len(qs)}
-    write_jsonl(work_dir(output, "filter") / "kept.jsonl",
+    write_jsonl(layout.filter_kept(output),
                 [{"id": q.id, "split": q.split, "scores": q.scores} for q in sorted(kept, key=lambda q: q.id)])
     return {"generated": len(queries), "kept": len(kept), "splits": written, "rejects": rejects,
             "flagged": flagged, "filter_report": report, "split_queries": splits}
@@ -614,20 +600,18 @@ def collect_rejects(output: Path, extra: list[Reject] | None = None) -> dict[str
     output = Path(output)
     by_stage: dict[str, list[dict[str, Any]]] = {}
     for stage in ("corpus", "queries"):
-        for f in sorted(work_dir(output, stage).glob("shard-*.rejects.jsonl")):
+        for f in layout.work_shard_files(output, stage, "rejects.jsonl"):
             for r in read_jsonl(f):
                 by_stage.setdefault(r["stage"], []).append(r)
     for r in extra or []:
         by_stage.setdefault(r.stage, []).append(r.to_dict())
-    rdir = output / "rejects"
-    rdir.mkdir(parents=True, exist_ok=True)
-    for old in rdir.glob("*.jsonl"):
-        if old.stem not in by_stage:
-            old.unlink()
+    layout.rejects_dir(output).mkdir(parents=True, exist_ok=True)
+    for old in stale_reject_files(output, keep=set(by_stage)):  # never a file the build did not write
+        old.unlink()
     counts: dict[str, dict[str, int]] = {}
     for stage, recs in sorted(by_stage.items()):
         recs.sort(key=lambda r: (r["item_id"], r["reason"]))
-        write_jsonl(rdir / f"{stage}.jsonl", recs)
+        write_jsonl(layout.reject_file(output, stage), recs)
         counts[stage] = dict(sorted(Counter(r["reason"] for r in recs).items()))
     return counts
 
@@ -636,8 +620,7 @@ def corpus_summary(output: Path) -> dict[str, Any]:
     """Statistics, licence counts and stand-in counts of the written corpus (reads meta columns only)."""
     from wikihow_tiir.stats import interleaved_row
 
-    files = sorted((Path(output) / "corpus").glob("corpus-*.parquet"))
-    rows = list(read_rows(files, ["texts", "image_meta", "lang", "article_id"]))
+    rows = list(read_rows(layout.corpus_files(output), ["texts", "image_meta", "lang", "article_id"]))
     licences: Counter[str] = Counter()
     stand_in = total = 0
     for r in rows:
@@ -679,7 +662,7 @@ def write_manifest(cfg: BuildConfig, output: Path, info: dict[str, Any]) -> dict
         "files": file_entries(output),  # sha256, bytes, rows of every dataset file
     }
     manifest["licenses"] = {"text": TEXT_LICENSE, "images": info.get("licenses", {})}
-    atomic_write_json(output / "manifest.json", manifest)
+    atomic_write_json(layout.manifest_path(output), manifest)
     return manifest
 
 
@@ -712,15 +695,18 @@ MapFn = Callable[[Callable[..., dict[str, Any]], list[ShardSpec]], list[dict[str
 
 
 def run_build(cfg: BuildConfig, output: Path, map_shards: MapFn | None = None,
-              log: Callable[[str], None] = lambda m: None) -> dict[str, Any]:
+              log: Callable[[str], None] = lambda m: None, force: bool = False) -> dict[str, Any]:
     """The whole build. ``map_shards(fn, specs)`` runs ``fn(spec)`` for every shard (the flow passes a
-    Prefect-backed one; the default runs them one after another in this process)."""
+    Prefect-backed one; the default runs them one after another in this process). ``force``: build in
+    a non-empty folder that is not a build of ours (see :mod:`wikihow_tiir.build_folder`)."""
     for what, value in (("output", output), ("source.archive", cfg.source.archive)):
         if value is not None and _URL_SCHEME.match(str(value)):
             raise BuildError(f"{what} {str(value)!r} looks like a URL: fsspec/remote locations are not supported "
                              "yet; use a local or mounted filesystem path")
     output = Path(output)
+    check_output_folder(output, force)
     output.mkdir(parents=True, exist_ok=True)
+    claim_output_folder(output)
     if map_shards is None:
         def map_shards(fn, specs):
             return [fn(s) for s in specs]
@@ -729,8 +715,8 @@ def run_build(cfg: BuildConfig, output: Path, map_shards: MapFn | None = None,
     plan_rejects: list[Reject] = []
     specs = plan_corpus(cfg, plan_rejects)
     log(f"corpus: {len(specs)} shard(s)")
-    stats = map_shards(functools.partial(run_corpus_shard, cfg, output), specs)
-    corpus_info = finalize_corpus(cfg, output, specs, stats)
+    map_shards(functools.partial(run_corpus_shard, cfg, output), specs)
+    corpus_info = finalize_corpus(cfg, output, specs)
     log(f"corpus: {corpus_info['documents']} documents")
     info: dict[str, Any] = {"sources": source_summary(cfg, output, specs)}
     if crawl_summary:
@@ -761,7 +747,7 @@ def run_build(cfg: BuildConfig, output: Path, map_shards: MapFn | None = None,
             from wikihow_tiir.difficulty import measure_difficulty
 
             info["difficulty"] = measure_difficulty(fin["split_queries"], load_corpus(output), cfg,
-                                                    cache_dir=work_dir(output, "filter") / "embeddings")
+                                                    cache_dir=layout.filter_embeddings(output))
             for warning in info["difficulty"]["warnings"]:
                 log(f"difficulty: {warning}")
     info["rejects"] = collect_rejects(output, extra_rejects)
@@ -805,24 +791,23 @@ SCORER_SPEC = ShardSpec("scorer", 0, ())
 def run_scorer_shard(cfg: BuildConfig, output: Path, spec: ShardSpec = SCORER_SPEC) -> dict[str, Any]:
     """Train (or keep) the reference MME scorer and score it: ``scorer/`` (``wikihow_tiir.mme.scorer``).
     Returns the manifest's ``scorer`` section. Its own fingerprints keep an unchanged scorer untrained."""
+    from wikihow_tiir.evaluate.scorer_numbers import score_numbers
     from wikihow_tiir.mme.scorer import run_scorer_stage
 
-    return run_scorer_stage(cfg, Path(output), log=log.info)
+    return run_scorer_stage(cfg, Path(output), score_numbers, log=log.info)
 
 
 def remove_scorer(output: Path) -> dict[str, Any]:
     """``scorer.enabled`` is false: no ``scorer/`` in the dataset (one of an earlier build would be stale)."""
     import shutil
 
-    from wikihow_tiir.mme.scorer import SCORER_DIR
-
-    shutil.rmtree(Path(output) / SCORER_DIR, ignore_errors=True)
+    shutil.rmtree(layout.scorer_dir(output), ignore_errors=True)
     return {"skipped": "disabled (scorer.enabled is false, or --no-scorer)"}
 
 
 def record_scorer(output: Path, section: dict[str, Any], log: Callable[[str], None]) -> str | None:
     """Put the scorer's section into manifest.json and re-render the card (its leaderboard)."""
-    path = Path(output) / "manifest.json"
+    path = layout.manifest_path(output)
     manifest = json.loads(path.read_text(encoding="utf-8"))
     manifest["scorer"] = section
     atomic_write_json(path, manifest)
@@ -850,11 +835,6 @@ def _write_card(output: Path, manifest: dict[str, Any]) -> str | None:
         from wikihow_tiir.publish.card import render_card
     except ImportError:
         return None
-    from wikihow_tiir.io import atomic_write_text
-
-    atomic_write_text(Path(output) / "README.md", render_card(manifest))
-    return str(Path(output) / "README.md")
-
-
-def n_files(total: int, per_file: int) -> int:
-    return math.ceil(total / per_file) if total else 0
+    card = layout.card_path(output)
+    atomic_write_text(card, render_card(manifest))
+    return str(card)

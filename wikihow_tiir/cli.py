@@ -2,19 +2,76 @@
 
 Each feature area registers its own commands from `<area>/cli.py` (`register(app)`), so the
 command set grows without everyone editing this file. Heavy imports stay inside commands.
+
+An expected failure of any command (a :class:`wikihow_tiir.errors.WikihowTiirError`, an invalid
+config, a missing input file: :func:`wikihow_tiir.errors.expected_error_message`) is printed as one
+``error: ...`` line with exit status 2; a traceback means a bug (``--debug`` shows it for any error).
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
-import sys
+import warnings
 from pathlib import Path
 
+import click
 import typer
+from typer.core import TyperGroup
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+
+class _Commands(TyperGroup):
+    """Runs a command; turns an expected failure into one ``error:`` line (exit 2) instead of a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        with warnings.catch_warnings():  # restores the hook afterwards (the app may run in-process: tests)
+            warnings.showwarning = functools.partial(_show_warning, warnings.showwarning)
+            return self._invoke(ctx)
+
+    def _invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except KeyboardInterrupt:
+            if _debug(ctx):
+                raise
+            typer.secho("error: interrupted", fg=typer.colors.RED, err=True)
+            raise typer.Exit(130) from None
+        except Exception as exc:
+            from wikihow_tiir.errors import expected_error_message
+
+            message = None if _debug(ctx) else expected_error_message(exc)
+            if message is None:
+                raise  # a bug (or --debug): the traceback is wanted
+            typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+            raise typer.Exit(getattr(exc, "exit_code", 2)) from None
+
+
+def _show_warning(show, message, category, filename, lineno, file=None, line=None) -> None:
+    """A retired setting is one ``warning:`` line; any other warning is shown as Python shows it."""
+    from wikihow_tiir.errors import RetiredSettingWarning
+
+    if issubclass(category, RetiredSettingWarning):
+        typer.secho(f"warning: {message}", fg=typer.colors.YELLOW, err=True)
+    else:
+        show(message, category, filename, lineno, file, line)
+
+
+def _debug(ctx: click.Context) -> bool:
+    return bool((ctx.find_root().obj or {}).get("debug"))
+
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, cls=_Commands,
                   help="Build the wikiHow-TIIR benchmark and score retrieval models on it.")
+
+
+@app.callback()
+def _options(ctx: typer.Context,
+             debug: bool = typer.Option(False, "--debug", help="Show the full traceback of any error "
+                                        "(for bug reports); without it an expected failure is one line.")) -> None:
+    ctx.obj = {**(ctx.obj or {}), "debug": debug}
 
 _AREAS = (
     "wikihow_tiir.sources.cli",     # crawl
@@ -63,9 +120,21 @@ def build(
     set_: list[str] = typer.Option([], "--set", help="Override any setting: --set filter.relevance_min=0.3"),
     no_queries: bool = typer.Option(False, help="Stop after the corpus."),
     no_scorer: bool = typer.Option(False, help="Skip the reference scorer (no scorer/ folder, no leaderboard)."),
+    force: bool = typer.Option(False, "--force", help="Build into a non-empty folder that is not a wikihow-tiir "
+                               "build (its README.md is replaced by the card; other files are left alone)."),
 ) -> None:
-    """Build the dataset (a Prefect flow): corpus, queries, qrels, card, manifest, report."""
+    """Build the dataset (a Prefect flow): corpus, queries, qrels, card, manifest, report.
+
+    Resumable: after Ctrl-C (or a crash) the same command redoes only the unfinished shards and ends
+    with the same bytes as an uninterrupted build."""
+    from wikihow_tiir import interrupt
     from wikihow_tiir.config import load_config
+
+    # before anything else: Ctrl-C and SIGTERM stop the build within seconds, even when the shell started
+    # us with SIGINT ignored (a background job)
+    resume = (f"interrupted: finished shards are kept in {output}/work; run the same command again to resume "
+              "(it redoes only the unfinished shards)")
+    interrupt.install(resume)
 
     overrides = list(set_)
     for key, value in (("source.kind", source), ("source.archive", archive),
@@ -79,13 +148,13 @@ def build(
     if no_scorer:
         overrides.append("scorer.enabled=false")
     try:
-        cfg = load_config(config, profile=profile, overrides=overrides)
-    except ValueError as exc:
-        _fail(str(exc))
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from flows.build_dataset import build_dataset
+        cfg = load_config(config, profile=profile, overrides=overrides)  # a ConfigError is one line
+        from flows.build_dataset import build_dataset  # the `flows` package is installed beside this one
 
-    result = build_dataset(cfg, output)
+        result = build_dataset(cfg, output, force=force)
+    except KeyboardInterrupt:
+        interrupt.report()
+        raise typer.Exit(interrupt.exit_code()) from None
     typer.echo(json.dumps(result, indent=2, ensure_ascii=False))
 
 

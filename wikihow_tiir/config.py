@@ -8,21 +8,32 @@ the ones after it. Load order: profile defaults < YAML/JSON file < ``--set key.p
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from wikihow_tiir.errors import ConfigError, RetiredSettingWarning, validation_message
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_ARCHIVE = Path("data/sample/archive")
+log = logging.getLogger(__name__)
 
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+def _check_range(section: BaseModel, low: str, high: str) -> None:
+    """A ``min_x``/``max_x`` pair that cannot both hold would refuse everything, and only after the work."""
+    lo, hi = getattr(section, low), getattr(section, high)
+    if lo is not None and hi is not None and lo > hi:
+        raise ValueError(f"{low} ({lo}) is above {high} ({hi}): nothing could pass")
+
+
 class CrawlConfig(_Section):
-    """Live crawling of wikiHow (issue: acquisition). Used when ``source.kind == "live"``.
+    """Live crawling of wikiHow. Used when ``source.kind == "live"``.
 
     The defaults are the polite ones: 1 request/s per host, robots.txt honoured, opt-out headers
     honoured, only wikiHow's own hosts. A live crawl refuses to start without ``contact``.
@@ -81,14 +92,19 @@ class SourceConfig(_Section):
     archive: Path = DEFAULT_ARCHIVE  # read from (archive) or written to (live)
     crawl: CrawlConfig = Field(default_factory=CrawlConfig)
     vgsi: VgsiConfig = Field(default_factory=VgsiConfig)
-    pages_per_shard: int = 8  # work unit of the parse/segment/image stage
+    pages_per_shard: int = Field(8, ge=1)  # work unit of the parse/segment/image stage
 
 
 class SegmentConfig(_Section):
-    min_images: int = 2
-    max_images: int = 64
+    min_images: int = Field(2, ge=0)
+    max_images: int = Field(64, ge=1)
     include_detail: bool = False  # the paper uses step summaries only
-    detail_max_chars: int = 600
+    detail_max_chars: int = Field(600, ge=1)
+
+    @model_validator(mode="after")
+    def _ranges(self):
+        _check_range(self, "min_images", "max_images")
+        return self
 
 
 class ImageConfig(_Section):
@@ -100,21 +116,24 @@ class ImageConfig(_Section):
     max_pixels: int = Field(40_000_000, ge=1)  # decompression-bomb guard, checked on the header before decoding
     max_bytes: int = Field(16 * 1024 * 1024, ge=1)  # larger bodies: "too-large-bytes"
     jpeg_quality: int = Field(90, ge=1, le=95)  # Pillow advises against > 95
+    # a picture whose every channel spans at most this many levels (0-255) is one flat colour:
+    # "blank-image" (so is a fully transparent one); None keeps flat pictures
+    blank_max_spread: int | None = Field(4, ge=0, le=255)
 
 
 class BackendConfig(_Section):
-    """One generation stage's backend (issue: query generation)."""
+    """One generation stage's backend, or the filter's LLM judge (``wikihow_tiir.llm``)."""
 
     kind: Literal["offline", "openai"] = "offline"
     base_url: str | None = None
     model: str | None = None
     api_key_env: str = "OPENAI_API_KEY"
-    temperature: float = 0.0
-    max_tokens: int = 512
-    timeout_s: float = 60.0
-    concurrency: int = 8
-    retries: int = 3
-    backoff_s: float = 1.0  # first retry delay (doubles); a 429's Retry-After takes precedence
+    temperature: float = Field(0.0, ge=0)
+    max_tokens: int = Field(512, ge=1)
+    timeout_s: float = Field(60.0, gt=0)
+    concurrency: int = Field(8, ge=1)
+    retries: int = Field(3, ge=0)
+    backoff_s: float = Field(1.0, ge=0)  # first retry delay (doubles); a 429's Retry-After takes precedence
     json_mode: bool = True  # ask for a JSON object (response_format); off for servers without it
     # how the output schema travels with the request: not at all, OpenAI/vLLM "json_schema",
     # or llama.cpp's {"type": "json_object", "schema": ...} (grammar-constrained decoding)
@@ -128,30 +147,69 @@ class BackendConfig(_Section):
     # the most one request waits for 429 pauses in all before its item is rejected as rate-limited
     rate_limit_max_wait_s: float = Field(300.0, ge=0)
 
+    @model_validator(mode="after")
+    def _endpoint(self):
+        if self.kind == "openai" and (not self.base_url or not self.model):  # refused before any work
+            raise ValueError("the openai backend needs base_url and model")
+        return self
+
+
+# generate's length limits count words, not the filter's WordPiece tokens: renamed in 0.2, the old
+# names are still read (with a warning) so existing config files keep working
+_GENERATE_RENAMED = {"min_text_tokens": "min_text_words", "max_text_tokens": "max_text_words"}
+
+
+def _renamed_settings(data: Any, section: str, renamed: dict[str, str]) -> Any:
+    """``data`` with deprecated setting names replaced by their new ones (a warning for each); both
+    names at once is refused, since it is unclear which one is meant."""
+    if not isinstance(data, dict) or not any(old in data for old in renamed):
+        return data
+    data = dict(data)
+    for old, new in renamed.items():
+        if old not in data:
+            continue
+        if new in data:
+            raise ValueError(f"{old} and {new} are both set; {old} is the old name of {new}: keep only {new}")
+        log.warning("%s.%s is deprecated: it is now called %s.%s (same value, same unit); rename it in "
+                    "your configuration", section, old, section, new)
+        data[new] = data.pop(old)
+    return data
+
 
 class GenerateConfig(_Section):
     enabled: bool = True
-    queries_per_document: int = 1
-    documents_per_shard: int = 64
-    min_query_images: int = 2
-    max_query_images: int = 4
+    queries_per_document: int = Field(1, ge=1)
+    documents_per_shard: int = Field(64, ge=1)
+    min_query_images: int = Field(2, ge=0)
+    max_query_images: int = Field(4, ge=0)
     caption: BackendConfig = Field(default_factory=BackendConfig)
     write: BackendConfig = Field(default_factory=BackendConfig)
     visualize: BackendConfig = Field(default_factory=BackendConfig)
     render: BackendConfig = Field(default_factory=BackendConfig)
     cache: bool = True  # SQLite request cache under the build's work folder
-    # words (each CJK character counts as one) of the generated query text; outside the range it is
-    # rejected at generation (paper: ~105 on average). The filter re-checks in MiniLM WordPiece tokens
-    # (filter.min_text_tokens / max_text_tokens), which run ~1.3x higher for English.
-    min_text_tokens: int = 20
-    max_text_tokens: int = 300
-    max_copied_share: float = 0.6  # share of the document's step text found verbatim in the query
-    salient_sentences: int = 4  # BM25-salient sentences shown to the visualize stage
-    near_copy_phash_distance: int = 6  # a query image this close to a positive image is refused
+    # WORDS (each CJK character counts as one; wikihow_tiir.tokens.count_tokens) of the generated query
+    # text; outside the range it is rejected at generation (paper: ~105 on average). The filter re-checks
+    # in MiniLM WordPiece TOKENS (filter.min_text_tokens / max_text_tokens), ~1.3x more for English.
+    min_text_words: int = Field(20, ge=0)
+    max_text_words: int = Field(300, ge=1)
+    max_copied_share: float = Field(0.6, ge=0, le=1)  # share of the document's step text found verbatim in the query
+    salient_sentences: int = Field(4, ge=1)  # BM25-salient sentences shown to the visualize stage
+    near_copy_phash_distance: int = Field(6, ge=0, le=64)  # a query image this close to a positive image is refused
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        return _renamed_settings(data, "generate", _GENERATE_RENAMED)
+
+    @model_validator(mode="after")
+    def _ranges(self):
+        _check_range(self, "min_query_images", "max_query_images")
+        _check_range(self, "min_text_words", "max_text_words")
+        return self
 
 
 class FilterConfig(_Section):
-    """Query filter thresholds (issue 5; ``wikihow_tiir.filter``). Scores are cosines of the shared
+    """Query filter thresholds (``wikihow_tiir.filter``). Scores are cosines of the shared
     all-MiniLM-L6-v2 embeddings unless said otherwise; the calibration notes are in
     ``wikihow_tiir/filter/__init__.py`` (distribution of each score on the bundled build)."""
 
@@ -192,6 +250,12 @@ class FilterConfig(_Section):
     check_language: bool = True
     language_min: float = Field(0.5, ge=0, le=1)  # estimated share/probability of the article's language
     llm_judge: BackendConfig | None = None  # off by default
+
+    @model_validator(mode="after")
+    def _ranges(self):
+        _check_range(self, "min_query_images", "max_query_images")
+        _check_range(self, "min_text_tokens", "max_text_tokens")
+        return self
 
 
 class SplitConfig(_Section):
@@ -241,13 +305,31 @@ class ScorerConfig(_Section):
 
 
 class OutputConfig(_Section):
-    rows_per_file: int = 1000
-    stand_in_disclosure: bool = True
+    rows_per_file: int = Field(1000, ge=1)  # rows per Parquet file of corpus/, queries/ and qrels/
+
+    @model_validator(mode="before")
+    @classmethod
+    def _retired(cls, data: Any) -> Any:
+        # settings of older versions that nothing reads any more: accepted with a message, not an error,
+        # so an old config file (or an old manifest's config) still loads
+        if isinstance(data, dict) and "stand_in_disclosure" in data:
+            import warnings
+
+            data = {k: v for k, v in data.items() if k != "stand_in_disclosure"}
+            warnings.warn(RETIRED_SETTINGS["output.stand_in_disclosure"], RetiredSettingWarning, stacklevel=2)
+        return data
+
+
+RETIRED_SETTINGS = {
+    "output.stand_in_disclosure": "the setting output.stand_in_disclosure is ignored and will be refused in a "
+                                  "later version: nothing read it (stand-in images are always disclosed, in "
+                                  "image_meta.stand_in, the manifest and the card); remove it from your config",
+}
 
 
 class RunnerConfig(_Section):
     kind: Literal["thread", "dask"] = "thread"
-    workers: int = 2
+    workers: int = Field(2, ge=1)
     dask_address: str | None = None
 
 
@@ -291,11 +373,11 @@ def _deep_update(base: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
 def parse_override(item: str) -> dict[str, Any]:
     """``"filter.relevance_min=0.3"`` -> ``{"filter": {"relevance_min": 0.3}}`` (value parsed as JSON if it can be)."""
     if "=" not in item:
-        raise ValueError(f"override {item!r} is not of the form key.path=value")
+        raise ConfigError(f"override {item!r} is not of the form key.path=value", "bad-override")
     key, raw = item.split("=", 1)
     try:
         value: Any = json.loads(raw)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         value = raw
     out: dict[str, Any] = value
     for part in reversed(key.strip().split(".")):
@@ -303,23 +385,103 @@ def parse_override(item: str) -> dict[str, Any]:
     return out  # type: ignore[return-value]
 
 
+# A real configuration has a few hundred values. YAML aliases let a small file stand for an
+# exponentially large one ("billion laughs": 9 levels of 9 aliases are 387 million strings, which
+# the stages would expand when they hash or dump the settings), so a file is refused when its
+# values, with every alias expanded, are more than this.
+MAX_CONFIG_VALUES = 100_000
+
+
+def _expanded_size(root, limit: int, where: str) -> int:
+    """The number of YAML nodes under ``root`` with every alias expanded, counted on the (shared) node
+    graph without expanding it; stops at ``limit`` and refuses a recursive alias. Iterative: a deep
+    file must not exhaust the Python stack."""
+    import yaml
+
+    def children(node) -> list[Any]:
+        if isinstance(node, yaml.MappingNode):
+            return [n for pair in node.value for n in pair]
+        if isinstance(node, yaml.SequenceNode):
+            return list(node.value)
+        return []
+
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()  # the path from the root to the node being counted
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    while stack:
+        node, finished = stack.pop()
+        key = id(node)
+        if finished:
+            open_nodes.discard(key)
+            sizes[key] = 1 + sum(sizes[id(c)] for c in children(node))
+            if sizes[key] > limit:
+                return sizes[key]
+            continue
+        if key in sizes:
+            continue
+        if key in open_nodes:
+            raise ConfigError(f"{where}: a YAML alias refers to a value that contains it (a recursive alias)",
+                              "recursive-alias")
+        open_nodes.add(key)
+        stack.append((node, True))
+        stack.extend((c, False) for c in children(node) if id(c) not in sizes)
+    return sizes.get(id(root), 0)
+
+
+def _load_yaml(text: str, where: str) -> Any:
+    import yaml
+
+    class BoundedLoader(yaml.SafeLoader):
+        def construct_document(self, node):
+            if _expanded_size(node, MAX_CONFIG_VALUES, where) > MAX_CONFIG_VALUES:
+                raise ConfigError(f"{where}: more than {MAX_CONFIG_VALUES:,} values once its YAML aliases are "
+                                  "expanded (an alias bomb?); write the settings out", "config-too-large")
+            return super().construct_document(node)
+
+    try:
+        return yaml.load(text, Loader=BoundedLoader)  # a SafeLoader: no Python objects
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        context = getattr(exc, "context", None)
+        raise ConfigError(f"{where}: not valid YAML: {context + ', ' if context else ''}{problem}{at}",
+                          "bad-yaml") from None
+
+
 def load_config(path: str | Path | None = None, profile: str = "sample",
                 overrides: list[str] | None = None) -> BuildConfig:
+    """The build configuration; a :class:`ConfigError` (one line) for anything that cannot be used."""
     if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; choose one of {sorted(PROFILES)}")
+        raise ConfigError(f"unknown profile {profile!r}; choose one of {sorted(PROFILES)}", "unknown-profile")
     data: dict[str, Any] = {"profile": profile}
     data = _deep_update(data, PROFILES[profile])
     if path is not None:
-        text = Path(path).read_text(encoding="utf-8")
-        if str(path).endswith((".yaml", ".yml")):
-            import yaml
-
-            loaded = yaml.safe_load(text) or {}
-        else:
-            loaded = json.loads(text)
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: no such config file", "missing-config") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path}: not UTF-8 text", "bad-config-encoding") from None
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot be read ({exc.strerror})", "unreadable-config") from None
+        try:
+            if str(path).endswith((".yaml", ".yml")):
+                loaded = _load_yaml(text, str(path)) or {}
+            else:
+                try:
+                    loaded = json.loads(text)
+                except json.JSONDecodeError as exc:
+                    raise ConfigError(f"{path}: not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})",
+                                      "bad-json") from None
+        except RecursionError:
+            raise ConfigError(f"{path}: nested too deeply", "config-too-deep") from None
         if not isinstance(loaded, dict):
-            raise ValueError(f"{path}: the configuration must be a mapping")
+            raise ConfigError(f"{path}: the configuration must be a mapping", "bad-config")
         data = _deep_update(data, loaded)
     for item in overrides or []:
         data = _deep_update(data, parse_override(item))
-    return BuildConfig.model_validate(data)
+    try:
+        return BuildConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid configuration: {validation_message(exc)}") from exc

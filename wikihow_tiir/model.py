@@ -8,6 +8,9 @@ row converters (``document_to_row`` ...) are derived here; writers never re-decl
 Interleaved sequences are stored OBELICS-style as parallel lists of equal length:
 ``texts[i]`` is set at a text position, ``image_meta[i]`` at an image position (never both), and
 ``images[i]`` holds the normalized image bytes at image positions once the image stage has run.
+The ``text`` column of ``corpus`` and ``queries`` (schema 1.1) is derived: the text positions joined
+in reading order (:func:`interleaved_text`), so MTEB's loader and any text-only tool read the rows
+unchanged. It is computed when a row is written (:func:`with_derived_columns`), never edited.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
-SCHEMA_VERSION = "1.0"
+# 1.1: corpus and queries carry the derived ``text`` column (1.0 builds stay readable: it is ignored on
+# reading and recomputed from ``texts`` where needed)
+SCHEMA_VERSION = "1.1"
 TEXT_LICENSE = "CC BY-NC-SA 3.0"
 TEXT_LICENSE_URL = "https://creativecommons.org/licenses/by-nc-sa/3.0/"
 
@@ -27,6 +32,11 @@ MediaKind = Literal["image", "video"]
 def _from_dict(cls, data: dict[str, Any]):
     names = {f.name for f in fields(cls)}
     return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def interleaved_text(texts: list[str | None]) -> str:
+    """The text positions of an interleaved sequence joined with newlines, in reading order."""
+    return "\n".join(t for t in texts if t)
 
 
 # --------------------------------------------------------------------------- articles
@@ -178,8 +188,8 @@ class Interleaved:
 
     @property
     def text(self) -> str:
-        """All text positions joined with newlines (what a text-only model sees)."""
-        return "\n".join(t for t in self.texts if t)
+        """All text positions joined with newlines (what a text-only model sees; the ``text`` column)."""
+        return interleaved_text(self.texts)
 
     def image_positions(self) -> list[int]:
         return [i for i, m in enumerate(self.image_meta) if m is not None]
@@ -269,6 +279,7 @@ def _features():
         "stand_in": Value("bool"),
     }
     interleaved = {
+        "text": Value("string"),  # derived: the text positions joined with newlines (MTEB, text-only tools)
         "texts": List(Value("string")),
         "images": List(Image()),
         "image_meta": List(image_meta),
@@ -319,8 +330,27 @@ def arrow_schema(config: Literal["corpus", "queries", "qrels"]):
     return features(config).arrow_schema
 
 
+def legacy_features(config: Literal["corpus", "queries", "qrels"]):
+    """The features of schema 1.0 (before the derived ``text`` column), which old builds declare."""
+    from datasets import Features
+
+    return Features({k: v for k, v in features(config).items() if k != "text"})
+
+
+DERIVED_COLUMNS = ("text",)
+
+
+def with_derived_columns(row: dict[str, Any], config: str) -> dict[str, Any]:
+    """``row`` with its derived columns (re)computed: a row read back, edited and written again never
+    carries a stale ``text``. Qrels rows are returned as they are."""
+    if config in ("corpus", "queries") and "texts" in row:
+        return {**row, "text": interleaved_text(row["texts"] or [])}
+    return row
+
+
 def _interleaved_to_row(c: Interleaved) -> dict[str, Any]:
     return {
+        "text": c.text,
         "texts": list(c.texts),
         "images": [None if b is None else {"bytes": b, "path": None} for b in c.images],
         "image_meta": [None if m is None else m.to_dict() for m in c.image_meta],

@@ -7,31 +7,23 @@ so absolute numbers are comparable between our builds, not exactly with the pape
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from wikihow_tiir import layout
+from wikihow_tiir.errors import WikihowTiirError
+
 TOKENIZER_NAME = "all-MiniLM-L6-v2 WordPiece"
-
-
-@functools.lru_cache(maxsize=1)
-def _tokenizer():
-    from tokenizers import Tokenizer
-
-    from wikihow_tiir.embeddings import model_path
-
-    tok = Tokenizer.from_file(str(Path(model_path()) / "tokenizer.json"))
-    tok.no_truncation()
-    tok.no_padding()
-    return tok
 
 
 def count_tokens(texts: Sequence[str]) -> list[int]:
     """Token counts of many texts at once (batched: ~1 µs per short text)."""
     if not texts:
         return []
-    encs = _tokenizer().encode_batch(list(texts), add_special_tokens=False)
+    from wikihow_tiir.encoders.minilm import wordpiece_tokenizer
+
+    encs = wordpiece_tokenizer().encode_batch(list(texts), add_special_tokens=False)
     return [len(e.ids) for e in encs]
 
 
@@ -60,29 +52,51 @@ def interleaved_row(items: Iterable[tuple[list[str | None], list[Any]]],
 
 
 def dataset_stats(dataset_dir: str | Path) -> dict[str, Any]:
-    """Statistics of a built dataset folder (reads only the text and image-meta columns)."""
-    from wikihow_tiir.publish.parquet import read_rows
+    """Statistics of a built dataset folder (reads only the text and image-meta columns).
 
+    A folder that is not a dataset (no corpus, or Parquet files that are not ours) is a
+    :class:`~wikihow_tiir.errors.WikihowTiirError` naming the folder or file, never a traceback."""
     root = Path(dataset_dir)
     out: dict[str, Any] = {"tokenizer": TOKENIZER_NAME}
-    corpus = sorted((root / "corpus").glob("*.parquet"))
+    if not root.is_dir():
+        raise WikihowTiirError(f"{root} is not a folder: give a built dataset folder", "not-a-dataset")
+    corpus = layout.corpus_files(root)
     if not corpus:
-        raise FileNotFoundError(f"{root} has no corpus/*.parquet: is it a built dataset folder?")
-    out["corpus"] = interleaved_row((r["texts"], r["image_meta"]) for r in read_rows(corpus, ["texts", "image_meta"]))
+        raise WikihowTiirError(f"{root} has no corpus/*.parquet: is it a built dataset folder (the --output "
+                               "of `wikihow-tiir build`)?", "not-a-dataset")
+    out["corpus"] = interleaved_row(_rows(corpus, ["texts", "image_meta"]))
     out["queries"] = {}
-    for split in ("train", "test"):
-        files = sorted((root / "queries").glob(f"{split}-*.parquet"))
+    for split in layout.QUERY_SPLITS:
+        files = layout.split_files(root, "queries", split)
         if not files:
             continue
-        rows = list(read_rows(files, ["texts", "image_meta", "positive_id"]))
-        qrel_files = sorted((root / "qrels").glob(f"{split}-*.parquet"))
+        rows = list(_rows(files, ["texts", "image_meta", "positive_id"], pairs=False))
+        qrel_files = layout.split_files(root, "qrels", split)
         per_query: dict[str, int] = {}
-        for q in read_rows(qrel_files, ["query-id", "score"]):
+        for q in _rows(qrel_files, ["query-id", "score"], pairs=False):
             if q["score"] > 0:
                 per_query[q["query-id"]] = per_query.get(q["query-id"], 0) + 1
         positives = round(sum(per_query.values()) / len(rows), 2) if rows else 0
         out["queries"][split] = interleaved_row(((r["texts"], r["image_meta"]) for r in rows), positives)
     return out
+
+
+def _rows(files: list[Path], columns: list[str], pairs: bool = True) -> Iterator[Any]:
+    """The rows of these files, one at a time; a file that is not Parquet, or lacks these columns, is an
+    expected failure naming it."""
+    import pyarrow as pa
+
+    from wikihow_tiir.storage import read_rows
+
+    for f in files:
+        try:
+            for r in read_rows([f], columns):
+                yield (r["texts"], r["image_meta"]) if pairs else r
+        except (pa.ArrowException, OSError, KeyError) as exc:
+            problem = (f"has no column {exc}" if isinstance(exc, KeyError)
+                       else "is not a Parquet file of a wikihow-tiir dataset")
+            raise WikihowTiirError(f"{f} {problem}: is {f.parent.parent} a built dataset folder?",
+                                   "not-a-dataset") from exc
 
 
 def render_stats_table(stats: dict[str, Any]) -> str:

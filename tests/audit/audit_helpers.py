@@ -20,7 +20,8 @@ def folder_bytes(root: Path) -> dict[str, str]:
 
 
 def split_ids(root: Path, config: str, split: str) -> list[str]:
-    from wikihow_tiir.publish.parquet import read_rows, split_files
+    from wikihow_tiir.layout import split_files
+    from wikihow_tiir.storage import read_rows
 
     column = "query-id" if config == "qrels" else "id"
     return [r[column] for r in read_rows(split_files(root, config, split), [column])]

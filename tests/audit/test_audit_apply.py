@@ -13,8 +13,8 @@ from audit_helpers import build_config, decision, folder_bytes, split_ids, write
 from typer.testing import CliRunner
 
 from wikihow_tiir.cli import app
-from wikihow_tiir.publish.manifest import file_entries
 from wikihow_tiir.publish.validate import validate_dataset
+from wikihow_tiir.storage import file_entries
 
 
 def audit(*args: str | Path):
@@ -282,7 +282,8 @@ def test_dropping_every_pair_leaves_no_test_files_and_a_valid_dataset(dataset, t
 def test_a_test_split_in_several_files_keeps_the_build_layout(dataset, tmp_path):
     """With output.rows_per_file = 2 the rewritten split is test-0000i-of-0000N again, no old file left."""
     from wikihow_tiir.io import atomic_write_json
-    from wikihow_tiir.publish.parquet import read_rows, split_files, write_sharded
+    from wikihow_tiir.layout import split_files
+    from wikihow_tiir.storage import read_rows, write_sharded
 
     rows = list(read_rows(split_files(dataset, "queries", "test")))
     write_sharded(dataset / "queries", rows, "queries", "test", rows_per_shard=2)

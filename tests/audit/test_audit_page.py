@@ -15,8 +15,9 @@ from wikihow_tiir.audit import AuditError, apply_audit, write_review_page
 from wikihow_tiir.audit.decisions import REASONS
 from wikihow_tiir.audit.page import THUMB_MAX_SIDE, _json_script, _thumbnail
 from wikihow_tiir.cli import app
+from wikihow_tiir.layout import split_files
 from wikihow_tiir.model import query_from_row
-from wikihow_tiir.publish.parquet import read_rows, split_files
+from wikihow_tiir.storage import read_rows
 
 
 def storage_key(page: str) -> str:
@@ -85,7 +86,7 @@ def test_progress_belongs_to_the_test_split_as_generated_and_survives_applying(d
 def test_a_changed_test_split_is_another_review(dataset, sample_build, tmp_path):
     import pyarrow.parquet as pq
 
-    from wikihow_tiir.publish.parquet import write_parquet
+    from wikihow_tiir.storage import write_parquet
 
     write_review_page(sample_build, tmp_path / "a.html")
     f = split_files(dataset, "queries", "test")[0]

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PROBE = "import os, flows.build_dataset; print(os.environ['PREFECT_HOME'])"
+PROBE = "import os, flows.build_dataset as f; f.use_offline_defaults(); print(os.environ['PREFECT_HOME'])"
 
 
 def _prefect_home(env: dict[str, str]) -> Path:

@@ -14,11 +14,12 @@ import json
 import numpy as np
 
 from wikihow_tiir.evaluate.baselines import build_model
-from wikihow_tiir.evaluate.dataset import load_split
-from wikihow_tiir.evaluate.metrics import evaluate_run
 from wikihow_tiir.evaluate.runner import score_model
+from wikihow_tiir.layout import split_files
 from wikihow_tiir.model import document_from_row, query_from_row
-from wikihow_tiir.publish.parquet import read_rows, split_files
+from wikihow_tiir.retrieval.dataset import load_split
+from wikihow_tiir.retrieval.metrics import evaluate_run
+from wikihow_tiir.storage import read_rows
 from wikihow_tiir.tokens import contains_run, goal_core, phrase_tokens, tokens
 
 

@@ -13,8 +13,8 @@ from wikihow_tiir.model import (
     query_from_row,
     query_to_row,
 )
-from wikihow_tiir.publish.parquet import read_rows, write_sharded
 from wikihow_tiir.sources.archive import Archive, ArchiveError
+from wikihow_tiir.storage import read_rows, write_sharded
 
 
 def _png(color):

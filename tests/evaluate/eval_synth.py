@@ -1,4 +1,4 @@
-"""Tiny synthetic datasets in our layout (DESIGN.md §5), written with the shared shard writer."""
+"""Tiny synthetic datasets in our layout (a build's Parquet configs), written with the shared shard writer."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from wikihow_tiir.model import (
     qrel_to_row,
     query_to_row,
 )
-from wikihow_tiir.publish.parquet import write_sharded
+from wikihow_tiir.storage import write_sharded
 
 TOPICS = [
     ("Grill Zucchini", "slice the zucchini and brush with oil", (200, 40, 40)),

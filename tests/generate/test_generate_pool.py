@@ -8,7 +8,7 @@ import numpy as np
 from wikihow_tiir.config import GenerateConfig
 from wikihow_tiir.generate import ImagePool, generate_queries
 from wikihow_tiir.model import document_to_row
-from wikihow_tiir.publish.parquet import write_parquet
+from wikihow_tiir.storage import write_parquet
 
 
 def _corpus_files(tmp_path, documents, per_file=2):

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import threading
 
-from wikihow_tiir.generate.cache import RequestCache, request_key
-from wikihow_tiir.generate.prompts import as_data, load_prompt
-from wikihow_tiir.generate.remote import Invalid, parse_json_object, retry_after_s
+import pytest
+
+from wikihow_tiir.errors import expected_error_message
 from wikihow_tiir.generate.text import bm25_salience, copied_share, count_tokens, split_sentences
+from wikihow_tiir.llm.cache import RequestCache, request_key
+from wikihow_tiir.llm.errors import Invalid
+from wikihow_tiir.llm.prompts import PromptError, as_data, load_prompt
+from wikihow_tiir.llm.responses import parse_json_object
+from wikihow_tiir.llm.retry import MAX_RETRY_AFTER_S, rate_limit_pause_s
 
 
 def test_sentences_and_tokens_work_for_english_and_japanese():
@@ -51,15 +56,12 @@ def test_answers_are_parsed_strictly_with_reasons():
             raise AssertionError(f"{bad!r} was accepted")
 
 
-def test_retry_after_reads_seconds_and_dates():
-    class R:
-        def __init__(self, value):
-            self.headers = {"retry-after": value}
-
-    assert retry_after_s(R("3")) == 3.0
-    assert retry_after_s(R("Wed, 21 Oct 2015 07:28:00 GMT")) == 0.0  # in the past: go now
-    assert retry_after_s(R("99999")) == 120.0  # capped
-    assert retry_after_s(type("N", (), {"headers": {}})()) is None
+def test_a_429_pause_is_the_servers_retry_after_capped_else_our_backoff():
+    assert rate_limit_pause_s("3", 1.0, 0) == 3.0
+    assert rate_limit_pause_s("Wed, 21 Oct 2015 07:28:00 GMT", 1.0, 0) == 0.05  # in the past: the least pause
+    assert rate_limit_pause_s("99999", 1.0, 0) == MAX_RETRY_AFTER_S  # capped
+    assert rate_limit_pause_s(None, 1.0, 2) == 4.0  # no header: backoff doubling from backoff_s
+    assert rate_limit_pause_s("0", 1.0, 3) == 0.05 * 2 ** 3  # "Retry-After: 0" again and again: not hammered
 
 
 def test_request_cache_is_shared_by_threads_and_keyed_by_everything(tmp_path):
@@ -81,3 +83,18 @@ def test_request_cache_is_shared_by_threads_and_keyed_by_everything(tmp_path):
     assert len(cache) == 40 and cache.get(keys[7]) == {"content": keys[7]} and cache.get("missing") is None
     cache.close()
     assert RequestCache(tmp_path / "cache.sqlite").get(keys[3]) == {"content": keys[3]}  # persisted
+
+
+@pytest.mark.parametrize("text, expected", [
+    (None, "not found"),
+    (b"name: write\nversion: 2\nsystem: [unclosed\n", "not valid YAML"),
+    (b"\xff\xfe not text", "not UTF-8 text"),
+    (b"name: write\nversion: one\n", "name/version inside the file do not match"),
+    (b"- a list\n", "name/version inside the file do not match"),
+])
+def test_a_broken_prompt_template_is_one_clear_error(tmp_path, text, expected):
+    if text is not None:
+        (tmp_path / "write.v2.yaml").write_bytes(text)
+    with pytest.raises(PromptError, match=expected) as info:
+        load_prompt("write", 2, directory=tmp_path)
+    assert expected in expected_error_message(info.value)  # the CLI's one `error:` line, no traceback

@@ -8,7 +8,7 @@ import zlib
 
 import numpy as np
 import pytest
-from PIL import Image, ImageFile
+from PIL import Image, ImageFile, features
 
 from wikihow_tiir.config import ImageConfig
 from wikihow_tiir.images import (
@@ -154,6 +154,7 @@ def test_plain_jpeg_round_trip():
 
 def test_cmyk_jpeg_becomes_rgb():
     src = Image.new("CMYK", (120, 90), (0, 255, 255, 0))  # pure red ink
+    src.paste((0, 0, 0, 255), (0, 0, 20, 90))  # a black stripe: a flat picture would be "blank-image"
     n = normalize_image(encode(src, "JPEG", quality=95))
     r, g, b = decoded(n).getpixel((60, 45))
     assert r > 200 and g < 60 and b < 60
@@ -171,15 +172,20 @@ def test_palette_with_transparency_composited_on_white():
 
 
 def test_la_and_rgba_composited_on_white():
-    la = Image.new("LA", (64, 64), (0, 0))  # black, fully transparent
-    assert min(decoded(normalize_image(encode(la, "PNG"))).getpixel((32, 32))) > 245
+    la = Image.new("LA", (64, 64), (0, 0))  # black, transparent ...
+    la.paste((0, 255), (48, 0, 64, 64))  # ... but for an opaque black stripe
+    out = decoded(normalize_image(encode(la, "PNG")))
+    assert min(out.getpixel((20, 32))) > 245 and max(out.getpixel((58, 32))) < 20
     rgba = Image.new("RGBA", (64, 64), (0, 0, 255, 255))
+    rgba.paste((255, 255, 0, 255), (0, 0, 10, 64))
     r, g, b = decoded(normalize_image(encode(rgba, "PNG"))).getpixel((32, 32))
     assert b > 230 and r < 30
 
 
 def test_animated_gif_keeps_first_frame_and_records_frames():
     frames = [Image.new("RGB", (64, 64), c) for c in ("red", "lime", "blue")]
+    for frame in frames:
+        frame.paste((255, 255, 255), (0, 0, 64, 8))  # a white band: flat frames would be "blank-image"
     data = encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
     n = normalize_image(data)
     assert n.source_frames == 3 and n.source_format == "GIF"
@@ -269,7 +275,10 @@ def test_damaged_files_never_crash():
     small = photo(96, 72, seed=9)
     frames = [small, small.transpose(Image.Transpose.FLIP_LEFT_RIGHT)]
     originals = [encode(small, "JPEG"), encode(small, "PNG"), encode(small, "WEBP"), encode(small, "BMP"),
-                 encode(small, "TIFF"), encode(frames[0], "GIF", save_all=True, append_images=frames[1:])]
+                 encode(small, "TIFF"), encode(frames[0], "GIF", save_all=True, append_images=frames[1:]),
+                 encode(small, "JPEG", progressive=True)]
+    if features.check("avif"):
+        originals.append(encode(small, "AVIF"))  # its decoder raises RuntimeError on damage
     outcomes = set()
     for data in originals:
         for _ in range(40):

@@ -16,9 +16,9 @@ from wikihow_tiir.mme.scorer import (
     load_scorer,
     resolve_scorer,
     run_scorer_stage,
-    train_identity,
     validate_scorer,
 )
+from wikihow_tiir.revision import train_identity
 
 TINY = ['scorer.backbone="tiny:deepseek_vl"', "scorer.epochs=1", 'scorer.baselines=["bm25"]']
 
@@ -27,7 +27,9 @@ def _stage(folder: Path, *extra: str) -> tuple[dict, list[str]]:
     from wikihow_tiir.build import record_scorer
 
     logs: list[str] = []
-    section = run_scorer_stage(load_config(overrides=[*TINY, *extra]), folder, log=logs.append)
+    from wikihow_tiir.evaluate.scorer_numbers import score_numbers
+
+    section = run_scorer_stage(load_config(overrides=[*TINY, *extra]), folder, score_numbers, log=logs.append)
     record_scorer(folder, section, logs.append)
     return section, logs
 
@@ -77,7 +79,7 @@ def test_an_unchanged_scorer_is_not_retrained_and_a_new_test_split_is_only_resco
     _, logs = _stage(folder)
     assert "scorer: unchanged, not retrained" in logs and "scorer: test numbers unchanged" in logs
     # the test split changes (as the human audit does): the numbers are stale until the stage re-scores
-    from wikihow_tiir.publish.parquet import read_rows, write_parquet
+    from wikihow_tiir.storage import read_rows, write_parquet
 
     for config in ("queries", "qrels"):
         path = folder / config / "test-00000-of-00001.parquet"
@@ -102,7 +104,7 @@ def test_validation_catches_a_scorer_that_does_not_belong_to_its_data(scored, mm
                         "manifest.json (changed after the build?)"]
     # another build's scorer, manifest section and all: trained on other train data
     other = Path(shutil.copytree(mme_split_dataset, tmp_path / "other"))
-    from wikihow_tiir.publish.parquet import read_rows, write_parquet
+    from wikihow_tiir.storage import read_rows, write_parquet
 
     path = other / "queries" / "train-00000-of-00001.parquet"
     write_parquet(path, list(read_rows([path]))[:5], "queries")

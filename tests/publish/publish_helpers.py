@@ -20,6 +20,7 @@ def make_dataset(root: Path, n_docs: int = 4, variant: str = "a", stand_ins: boo
     """Write a small valid dataset folder like the build flow does (shards, manifest, card)."""
     from wikihow_tiir.io import atomic_write_json, atomic_write_text
     from wikihow_tiir.model import (
+        SCHEMA_VERSION,
         Document,
         ImageMeta,
         Interleaved,
@@ -30,8 +31,7 @@ def make_dataset(root: Path, n_docs: int = 4, variant: str = "a", stand_ins: boo
         query_to_row,
     )
     from wikihow_tiir.publish.card import render_card
-    from wikihow_tiir.publish.manifest import file_entries
-    from wikihow_tiir.publish.parquet import write_sharded
+    from wikihow_tiir.storage import file_entries, write_sharded
 
     docs, queries = [], []
     for i in range(n_docs):
@@ -63,7 +63,7 @@ def make_dataset(root: Path, n_docs: int = 4, variant: str = "a", stand_ins: boo
         (root / extra).mkdir(parents=True, exist_ok=True)
         (root / extra / "notes.txt").write_text("not part of the dataset\n")
     manifest = {
-        "schema_version": "1.0", "name": "wikiHow-TIIR",
+        "schema_version": SCHEMA_VERSION, "name": "wikiHow-TIIR",
         "created_by": {"package": "wikihow-tiir", "version": "0.1.0", "git_commit": "abc1234"},
         "config": {"profile": "sample", "seed": 13},
         "sources": {"kind": "archive", "archive": "data/sample/archive", "snapshot_dates": ["2024-05-01"],
@@ -96,8 +96,7 @@ def rewrite(root: Path, rel: str, config: str, edit) -> None:
     change remains (hashes, sizes and row counts agree again)."""
     from wikihow_tiir.io import atomic_write_json, atomic_write_text
     from wikihow_tiir.publish.card import render_card
-    from wikihow_tiir.publish.manifest import file_entries
-    from wikihow_tiir.publish.parquet import read_rows, write_parquet
+    from wikihow_tiir.storage import file_entries, read_rows, write_parquet
 
     rows = list(read_rows([root / rel]))
     edit(rows)

@@ -12,6 +12,7 @@ from PIL import Image
 from publish_helpers import make_dataset, manifest_of, png, rewrite
 from typer.testing import CliRunner
 
+from wikihow_tiir.layout import split_files
 from wikihow_tiir.model import document_from_row, query_from_row
 from wikihow_tiir.publish.cli import register
 from wikihow_tiir.publish.paper_layout import (
@@ -20,8 +21,8 @@ from wikihow_tiir.publish.paper_layout import (
     read_paper_layout,
     write_paper_layout,
 )
-from wikihow_tiir.publish.parquet import read_rows, split_files
 from wikihow_tiir.publish.validate import validate_dataset
+from wikihow_tiir.storage import read_rows
 
 
 def lines(path: Path) -> list[dict]:

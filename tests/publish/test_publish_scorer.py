@@ -48,7 +48,7 @@ def _evaluate(args: list[str], env: dict[str, str] | None = None) -> subprocess.
 
 
 def test_the_build_leaves_the_scorer_and_a_leaderboard(bundled_build_scored):
-    from wikihow_tiir.mme.scorer import train_identity
+    from wikihow_tiir.revision import train_identity
     from wikihow_tiir.publish.validate import validate_dataset
 
     root = bundled_build_scored
@@ -173,7 +173,8 @@ def test_a_rebuild_keeps_the_scorer_and_rescores_after_the_audit(bundled_build_s
     assert (root / "manifest.json").read_bytes() == (bundled_build_scored / "manifest.json").read_bytes()
 
     # people drop a test pair: the numbers are of the earlier test split, and the card and validation say so
-    from wikihow_tiir.publish.parquet import read_rows, split_files
+    from wikihow_tiir.layout import split_files
+    from wikihow_tiir.storage import read_rows
 
     first = next(read_rows(split_files(root, "queries", "test"), ["id"]))["id"]
     decisions = tmp_path / "d.jsonl"

@@ -7,9 +7,10 @@ from pathlib import Path
 
 from publish_helpers import manifest_of, rewrite
 
+from wikihow_tiir.layout import DATASET_PATTERNS, dataset_files
 from wikihow_tiir.publish.card import render_card
-from wikihow_tiir.publish.manifest import DATASET_PATTERNS, dataset_files, file_entries
 from wikihow_tiir.publish.validate import validate_dataset
+from wikihow_tiir.storage import file_entries
 
 
 def test_valid_dataset_has_no_problems(tiny_dataset: Path) -> None:

@@ -21,8 +21,8 @@ from wikihow_tiir.model import (
     qrel_to_row,
     query_to_row,
 )
-from wikihow_tiir.publish.parquet import write_sharded
 from wikihow_tiir.report import GALLERY_PAGE_SIZE, write_report
+from wikihow_tiir.storage import write_sharded
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

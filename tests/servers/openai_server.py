@@ -22,6 +22,11 @@ for that document. Markers (``<stage>`` is caption | write | visualize | render)
 ``non-utf8``        a 200 JSON body with a 0xff byte in it, every time (``-once``: then normal)
 ``cut-json``        a 200 JSON body cut in the middle (framed correctly), every time (``-once``)
 ``html``            a 200 ``text/html`` page instead of JSON, every time (``-once``)
+``deep-json``       a 200 body of 100,000 nested JSON arrays, every time (``-once``)
+``bad-gzip``        a 200 body marked ``Content-Encoding: gzip`` that is not gzip, every time (``-once``)
+``stall-body``      a 200 body whose second half comes ``hang_s`` seconds late, every time (``-once``)
+``cut-body``        a 200 body that ends (connection closed) before its Content-Length, every time (``-once``)
+``deep-answer``     (write) a well-formed body whose answer nests 40,000 JSON arrays
 ``huge=<n>``        (write) a valid answer whose query has n words
 ``echo-key``        HTTP 401 whose error message quotes the request's Authorization header
 ``echo-key-500``    HTTP 500 quoting it (retried, then server-error)
@@ -185,8 +190,11 @@ class OpenAIServer:
         if fault == "echo-key-500":
             return _json({"error": {"message": f"upstream failed for request with Authorization: {auth}"}}, 500)
         body_fault = fault.removesuffix("-once")
-        if body_fault in ("non-utf8", "cut-json", "html") and (fault == body_fault or seen == 0):
+        if body_fault in ("non-utf8", "cut-json", "html", "deep-json", "bad-gzip", "cut-body") and (
+                fault == body_fault or seen == 0):
             return _malformed(body_fault)
+        if body_fault == "stall-body" and (fault == body_fault or seen == 0):
+            return _stalled(self.hang_s)
         if fault == "timeout-always" or (fault == "timeout" and seen == 0):
             time.sleep(self.hang_s)
         return None
@@ -231,6 +239,8 @@ class OpenAIServer:
         if stage == "write" and fault and fault.startswith("huge="):
             words = int(fault.split("=", 1)[1])
             return stage, self._completion(json.dumps({"query": " ".join(["overlong"] * words)}))
+        if stage == "write" and fault == "deep-answer":
+            return stage, self._completion('{"query": ' + "[" * 40_000 + "]" * 40_000 + "}")
         if stage == "write" and fault == "echo-key-answer":
             return stage, self._completion(json.dumps({"query": f"my key is {self._local.authorization}"}))
         if stage == "write":
@@ -321,6 +331,20 @@ class OpenAIServer:
         return "render", _json({"created": 0, "data": data})
 
 
+def _stalled(hang_s: float) -> Response:
+    """A good chat body whose second half arrives ``hang_s`` seconds after the first."""
+    body = json.dumps({"id": "chatcmpl-x", "object": "chat.completion", "created": 0, "model": "m",
+                       "choices": [{"index": 0, "finish_reason": "stop",
+                                    "message": {"role": "assistant", "content": "{\"query\": \"hi\"}"}}]}).encode()
+
+    def chunks():
+        yield body[:len(body) // 2]
+        time.sleep(hang_s)
+        yield body[len(body) // 2:]
+
+    return Response(chunks(), status=200, mimetype="application/json", headers={"Content-Length": str(len(body))})
+
+
 def _malformed(kind: str) -> Response:
     """A status-200 body that is not what the API promises."""
     good = json.dumps({"id": "chatcmpl-x", "object": "chat.completion", "created": 0, "model": "m",
@@ -331,6 +355,13 @@ def _malformed(kind: str) -> Response:
                         mimetype="application/json")
     if kind == "cut-json":
         return Response(good[:len(good) // 2], status=200, mimetype="application/json")
+    if kind == "cut-body":
+        return Response(iter([good[:len(good) // 2].encode()]), status=200, mimetype="application/json",
+                        headers={"Content-Length": str(len(good)), "Connection": "close"})
+    if kind == "bad-gzip":
+        return Response(good, status=200, mimetype="application/json", headers={"Content-Encoding": "gzip"})
+    if kind == "deep-json":
+        return Response("[" * 100_000 + "]" * 100_000, status=200, mimetype="application/json")
     return Response("<!doctype html><html><body><h1>Welcome to nginx!</h1></body></html>", status=200,
                     mimetype="text/html")
 

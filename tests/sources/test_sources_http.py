@@ -9,7 +9,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.servers.wikihow_mirror import Fault, RecordingServer
-from wikihow_tiir.sources.http import CrawlSetupError, PoliteClient, _retry_after_s
+from wikihow_tiir.retry_after import retry_after_s as _retry_after_s
+from wikihow_tiir.sources.http import CrawlSetupError, PoliteClient
 
 PAGE = "/Grill-Zucchini"
 IMAGE = "/images/thumb/0/0f/Grill-Zucchini-Step-1-Version-2.jpg/aid4346099-v4-728px-Grill-Zucchini-Step-1-Version-2.jpg"
@@ -211,6 +212,18 @@ def test_retry_after_parsing():
     assert _retry_after_s("120") == 120.0
     assert _retry_after_s("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # in the past
     assert _retry_after_s("soon") is None and _retry_after_s(None) is None
+    # the crawler and the LLM client share one parser: no infinite or garbled pause from either
+    assert _retry_after_s("inf") is None and _retry_after_s("nan") is None and _retry_after_s("1_0") is None
+
+
+@pytest.mark.parametrize("header", ["inf", "nan"])
+def test_a_retry_after_that_is_not_a_number_pauses_pause_on_429_s(crawl_cfg, mirror, header):
+    """Not "an infinite pause, give up" (inf) nor "no pause at all" (nan): a malformed header."""
+    mirror.faults[PAGE] = Fault("429", times=1, retry_after=header)
+    client = PoliteClient(crawl_cfg(pause_on_429_s=0.5, requests_per_second=50.0))
+    res = client.fetch(mirror.url(PAGE))
+    assert res.ok and res.attempts == 2, res.detail
+    assert mirror.hits_for(PAGE)[1].t - mirror.hits_for(PAGE)[0].t >= 0.5
 
 
 def test_missing_robots_allows_all_unreachable_robots_allows_nothing(crawl_cfg, mirror):

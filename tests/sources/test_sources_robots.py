@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from wikihow_tiir.sources.robots import RobotsRules
 
-# the rules of wikiHow's own robots.txt (2020, research/anchors.md §2.3) that matter to us
+# the rules of wikiHow's own robots.txt (2020) that matter to us
 WIKIHOW_2020 = """
 User-agent: archive.org_bot
 Disallow: /api.php

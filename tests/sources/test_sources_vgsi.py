@@ -46,7 +46,9 @@ HANDWRITTEN = [
 
 
 def png(seed: int) -> bytes:
-    img = Image.new("RGB", (96, 64), ((seed * 37) % 256, (seed * 91) % 256, (seed * 13) % 256))
+    colour = ((seed * 37) % 256, (seed * 91) % 256, (seed * 13) % 256)
+    img = Image.new("RGB", (96, 64), colour)
+    img.paste(tuple((c + 128) % 256 for c in colour), (0, 0, 24, 64))  # flat pictures: "blank-image"
     buf = io.BytesIO()
     img.save(buf, format="PNG")
     return buf.getvalue()
@@ -196,7 +198,7 @@ def test_a_broken_record_is_rejected_and_the_vgsi_build_goes_on(tmp_path):
     are built; each corpus shard reads only its own records (by byte offset)."""
     from wikihow_tiir.build import run_build
     from wikihow_tiir.io import read_jsonl
-    from wikihow_tiir.publish.parquet import read_rows
+    from wikihow_tiir.storage import read_rows
 
     vgsi = write_vgsi(tmp_path, HANDWRITTEN, as_zip=True)
     lines = vgsi.text_file.read_text(encoding="utf-8").splitlines(keepends=True)

@@ -6,9 +6,23 @@
   ``manifest.json`` and on the card; the build re-applies stored decisions (:func:`reapply_after_build`).
 """
 
-from wikihow_tiir.audit.apply import apply_audit, audit_sentence, pair_sha256, reapply_after_build
-from wikihow_tiir.audit.decisions import DECISIONS, REASONS, AuditError, Decision, read_decision_file
-from wikihow_tiir.audit.page import write_review_page
+from __future__ import annotations
 
-__all__ = ["DECISIONS", "REASONS", "AuditError", "Decision", "apply_audit", "audit_sentence", "pair_sha256",
-           "read_decision_file", "reapply_after_build", "write_review_page"]
+import importlib
+from typing import Any
+
+# imported on first use: the CLI imports this package at every start
+_EXPORTS = {
+    **dict.fromkeys(("apply_audit", "audit_sentence", "pair_sha256", "reapply_after_build"), "wikihow_tiir.audit.apply"),
+    **dict.fromkeys(("DECISIONS", "REASONS", "AuditError", "Decision", "read_decision_file"),
+                    "wikihow_tiir.audit.decisions"),
+    "write_review_page": "wikihow_tiir.audit.page",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'wikihow_tiir.audit' has no attribute {name!r}")

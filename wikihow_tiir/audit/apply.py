@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from wikihow_tiir import layout
 from wikihow_tiir.audit.decisions import AuditError, Decision, Located, read_decision_file
 from wikihow_tiir.io import (
     atomic_write_json,
@@ -32,13 +33,13 @@ from wikihow_tiir.io import (
     sha256_file,
     stable_hash,
 )
+from wikihow_tiir.layout import split_files
 from wikihow_tiir.publish.card import audit_sentence
-from wikihow_tiir.publish.parquet import read_rows, split_files, write_sharded, write_sharded_iter
+from wikihow_tiir.storage import read_rows, write_sharded, write_sharded_iter
 
-AUDIT_DIR = "audit"
-STORE = f"{AUDIT_DIR}/decisions.jsonl"  # every applied decision, bound to its pair's content
-APPLIED = f"{AUDIT_DIR}/applied.jsonl"  # the decision files applied so far (name, sha256, count)
-STALE = f"{AUDIT_DIR}/stale.jsonl"  # decisions on pairs a later build no longer has, set aside (kept)
+STORE = layout.AUDIT_DECISIONS  # every applied decision, bound to its pair's content
+APPLIED = layout.AUDIT_APPLIED  # the decision files applied so far (name, sha256, count)
+STALE = layout.AUDIT_STALE  # decisions on pairs a later build no longer has, set aside (kept)
 DEFAULT_ROWS_PER_FILE = 1000
 
 
@@ -58,7 +59,7 @@ def test_pairs(root: Path) -> dict[str, str]:
 
 
 def read_manifest(root: Path) -> dict[str, Any]:
-    path = root / "manifest.json"
+    path = layout.manifest_path(root)
     if not root.is_dir():
         raise AuditError(f"{root}: not a folder")
     if not path.is_file():
@@ -149,19 +150,20 @@ def _rewrite_test_split(root: Path, drop: set[str], rows_per_file: int) -> None:
     """queries/test-* and qrels/test-* without the dropped pairs, in the build's order and file layout.
 
     The new files are written aside first (the old ones are still being read), then moved in."""
-    staging = root / AUDIT_DIR / ".staging"
+    staging = layout.audit_staging(root)
     shutil.rmtree(staging, ignore_errors=True)
     qfiles = split_files(root, "queries", "test")
     total = sum(1 for r in read_rows(qfiles, ["id"]) if r["id"] not in drop)
-    new = {"queries": write_sharded_iter(staging / "queries", (r for r in read_rows(qfiles) if r["id"] not in drop),
+    new = {"queries": write_sharded_iter(layout.config_dir(staging, "queries"),
+                                         (r for r in read_rows(qfiles) if r["id"] not in drop),
                                          total, "queries", "test", rows_per_file),
-           "qrels": write_sharded(staging / "qrels", [r for r in read_rows(split_files(root, "qrels", "test"))
-                                                     if r["query-id"] not in drop],
+           "qrels": write_sharded(layout.config_dir(staging, "qrels"),
+                                  [r for r in read_rows(split_files(root, "qrels", "test")) if r["query-id"] not in drop],
                                   "qrels", "test", max(rows_per_file, 10000))}  # the build's qrels layout
     for config, paths in new.items():
         names = {p.name for p in paths}
         for p in paths:
-            os.replace(p, root / config / p.name)
+            os.replace(p, layout.config_dir(root, config) / p.name)
         for old in split_files(root, config, "test"):
             if old.name not in names:
                 old.unlink()
@@ -182,11 +184,11 @@ def _write_card(root: Path, manifest: dict[str, Any]) -> str | None:
     """Re-render a generated card; a card maintained by hand (marker removed) is left alone."""
     from wikihow_tiir.publish.card import GENERATED_MARKER, render_card
 
-    card = root / "README.md"
+    card = layout.card_path(root)
     if card.is_file() and GENERATED_MARKER not in card.read_text(encoding="utf-8", errors="replace"):
         return None
     atomic_write_text(card, render_card(manifest))
-    return "README.md"
+    return layout.CARD
 
 
 def apply_audit(dataset_dir: str | Path, files: Iterable[str | Path] = (), *, fresh: bool = False,
@@ -211,7 +213,7 @@ def apply_audit(dataset_dir: str | Path, files: Iterable[str | Path] = (), *, fr
         matches = current.get(s.decision.query_id, gone.get(s.decision.query_id)) == s.query_sha256
         (live if matches else stale).append(s)
     if not current and not gone:
-        raise AuditError(f"{root} has no test split to audit (queries/test-*.parquet)")
+        raise AuditError(f"{root} has no test split to audit ({layout.split_pattern('queries', 'test')})")
     old_stale = read_decision_file(root / STALE, stored=True) if (root / STALE).is_file() else []
     applied_files = read_applied(root)
 
@@ -233,7 +235,7 @@ def apply_audit(dataset_dir: str | Path, files: Iterable[str | Path] = (), *, fr
     dropped = {q for q, (decision, _) in verdicts.items() if decision == "drop"}
     for entry in new_files:
         applied_files.setdefault(entry["sha256"], entry)
-    (root / AUDIT_DIR).mkdir(exist_ok=True)
+    layout.audit_dir(root).mkdir(exist_ok=True)
     _write_jsonl(root / STORE, _stored_rows(merged))
     _write_jsonl(root / APPLIED, sorted(applied_files.values(), key=lambda e: (e["name"], e["sha256"])))
     written = [STORE, APPLIED]
@@ -243,9 +245,9 @@ def apply_audit(dataset_dir: str | Path, files: Iterable[str | Path] = (), *, fr
         written.append(STALE)
     if dropped & current.keys():
         _rewrite_test_split(root, dropped & current.keys(), _rows_per_file(manifest))
-        written += ["queries/test-*.parquet", "qrels/test-*.parquet"]
+        written += [layout.split_pattern("queries", "test"), layout.split_pattern("qrels", "test")]
 
-    from wikihow_tiir.publish.manifest import file_entries
+    from wikihow_tiir.storage import file_entries
 
     kept = current.keys() - dropped
     audit = {
@@ -266,15 +268,15 @@ def apply_audit(dataset_dir: str | Path, files: Iterable[str | Path] = (), *, fr
         stats.pop("test", None)
     else:
         stats["test"] = test_stats
-    atomic_write_json(root / "manifest.json", manifest)
-    written.append("manifest.json")
+    atomic_write_json(layout.manifest_path(root), manifest)
+    written.append(layout.MANIFEST)
     if (card := _write_card(root, manifest)) is not None:
         written.append(card)
-    if report and (root / "report" / "index.html").is_file():
+    if report and layout.report_index(root).is_file():
         from wikihow_tiir.report import write_report
 
         write_report(root)
-        written.append("report/")
+        written.append(f"{layout.REPORT}/")
     return {**audit, "written": written, "card_updated": card is not None}
 
 

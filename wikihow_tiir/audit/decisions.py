@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from wikihow_tiir.errors import WikihowTiirError
+
 DECISIONS = ("keep", "drop")
 # the paper's reasons for dropping a generated pair (§2.3: illegal/invalid content, illogical
 # content, image-text mismatch), plus "other", which must say why in the note
@@ -23,8 +25,10 @@ FIELDS = ("query_id", "decision", "reason", "note", "reviewer")
 STORED_FIELDS = (*FIELDS, "query_sha256")  # audit/decisions.jsonl also binds a decision to the pair's content
 
 
-class AuditError(ValueError):
+class AuditError(WikihowTiirError, ValueError):
     """An expected failure of the audit (bad decision file, unknown pair, conflict): one clear message."""
+
+    reason = "bad-audit"
 
 
 @dataclass(frozen=True, slots=True, order=True)

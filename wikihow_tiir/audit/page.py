@@ -18,12 +18,13 @@ from typing import Any
 from wikihow_tiir.audit.apply import applied_drops, dataset_identity, read_manifest, read_stored, test_pairs
 from wikihow_tiir.audit.decisions import REASONS, AuditError
 from wikihow_tiir.io import atomic_write_text
+from wikihow_tiir.layout import corpus_files, split_files, split_pattern
 from wikihow_tiir.model import Interleaved, document_from_row, query_from_row
-from wikihow_tiir.publish.parquet import read_rows_where, split_files
 
 # the report's gallery: escaping, the interleaved sequence with inlined pictures, the page style
 from wikihow_tiir.report import _CSS as REPORT_CSS
 from wikihow_tiir.report import _e, _sequence_html
+from wikihow_tiir.storage import read_rows_where
 
 THUMB_MAX_SIDE = 480  # enough to judge a picture; keeps a page of 250 real pairs at tens of MB
 DEFAULT_LIMIT = 250
@@ -289,7 +290,7 @@ def write_review_page(dataset_dir: str | Path, output: str | Path, *, offset: in
     current = test_pairs(root)
     gone = applied_drops(stored, current)
     if not current:
-        raise AuditError(f"{root} has no test pairs to review (queries/test-*.parquet)"
+        raise AuditError(f"{root} has no test pairs to review ({split_pattern('queries', 'test')})"
                          + (f"; all {len(gone)} were dropped by earlier decisions" if gone else ""))
     ids = sorted(current)
     if offset >= len(ids):
@@ -298,8 +299,8 @@ def write_review_page(dataset_dir: str | Path, output: str | Path, *, offset: in
     identity = dataset_identity(current, gone)
     qrows = {r["id"]: r for r in read_rows_where(split_files(root, "queries", "test"), "id", shown)}
     queries = [query_from_row(qrows[i], "test") for i in shown]
-    corpus = sorted((root / "corpus").glob("*.parquet"))
-    docs = {r["id"]: document_from_row(r) for r in read_rows_where(corpus, "id", {q.positive_id for q in queries})}
+    docs = {r["id"]: document_from_row(r)
+            for r in read_rows_where(corpus_files(root), "id", {q.positive_id for q in queries})}
     applied: dict[str, list[str]] = {}
     for s in stored:
         if current.get(s.decision.query_id) == s.query_sha256 and s.decision.query_id in qrows:

@@ -1,12 +1,14 @@
-"""Scoring retrieval models on wikiHow-TIIR: metrics (pure), search, adapters, baselines, outputs.
+"""Scoring retrieval models on wikiHow-TIIR: search, adapters, baselines, outputs.
 
-Entry points (imported lazily so that ``import wikihow_tiir.evaluate`` stays cheap):
+The split reader, the metrics and the registry of model families live in ``wikihow_tiir.retrieval``
+(shared with ``mme``, which this package never imports). Entry points (imported lazily so that
+``import wikihow_tiir.evaluate`` stays cheap):
 
 * ``evaluate_models(dataset, models, split="test", output=..., layout="ours", ...) -> dict``
   (``runner.py``): score ``--model`` specs and write runs, MTEB-shaped metrics, per-query metrics
   and ``comparison.md``;
-* ``compute_metrics(qrels, run, recall_at, mrr_at, ndcg_at) -> dict`` (``metrics.py``);
-* ``load_split(dataset, split, layout)`` (``dataset.py``); ``build_model(spec)`` (``baselines.py``).
+* ``compute_metrics(qrels, run, recall_at, mrr_at, ndcg_at) -> dict`` (``retrieval/metrics.py``);
+* ``load_split(dataset, split, layout)`` (``retrieval/dataset.py``); ``build_model(spec)`` (``baselines.py``).
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ from typing import Any
 _EXPORTS = {
     "evaluate_models": "wikihow_tiir.evaluate.runner",
     "score_model": "wikihow_tiir.evaluate.runner",
-    "compute_metrics": "wikihow_tiir.evaluate.metrics",
-    "evaluate_run": "wikihow_tiir.evaluate.metrics",
-    "load_split": "wikihow_tiir.evaluate.dataset",
+    "compute_metrics": "wikihow_tiir.retrieval.metrics",
+    "evaluate_run": "wikihow_tiir.retrieval.metrics",
+    "load_split": "wikihow_tiir.retrieval.dataset",
     "build_model": "wikihow_tiir.evaluate.baselines",
     "exact_search": "wikihow_tiir.evaluate.search",
 }

@@ -9,9 +9,16 @@
 ``fusion-effnet``             MiniLM text vector ++ mean EfficientNet-Lite0 image vector, each
                               L2-normalized, concatenated (vector fusion; 384 + 1280 dims)
 ``clip:NAME``                 a CLIP-style two-tower model by vector fusion (see ``clip.py``)
-``mme``                       the reference scorer released with the dataset (its ``scorer/``), at its N
-``mme:PATH``                  an MME checkpoint (``wikihow_tiir.mme``), at ``--mme-n``
+``mme``                       the reference scorer released with ``--dataset`` (its ``scorer/``), at its N
+``mme:PATH``                  an MME checkpoint, at ``--mme-n`` (a family of ``wikihow_tiir.mme``,
+                              found in ``wikihow_tiir.retrieval.registry``)
+``gme:`` ``e5v:`` ``st:``     the paper's baselines with their exact inputs and the adaptations
+``jina-clip:``                of Table 3 (``families/``, ``--adapt``)
 ============================  ===============================================================
+
+A new baseline is a class here and one line in :func:`build_model`; a model family that lives in a
+package of its own (its own training, its own dependencies) registers a ``PREFIX:ARG`` factory in
+``wikihow_tiir.retrieval.registry`` instead, so this package never imports it.
 
 MiniLM + EfficientNet by sum or product is impossible (384 vs 1280 dims), hence concatenation.
 EfficientNet-Lite0 is an ImageNet classifier, not an image-text model: the fusion baseline shows
@@ -20,21 +27,30 @@ what generic image features add, not what a CLIP-class model would.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from wikihow_tiir.evaluate.adapters import TextOnly, TextWithCaptions, TextWithImagePrompts, VectorFusion
+from wikihow_tiir.evaluate.adapters import (
+    TextOnly,
+    TextWithCaptions,
+    TextWithImagePrompts,
+    VectorFusion,
+    newline_text,
+)
 from wikihow_tiir.evaluate.base import Role
 from wikihow_tiir.model import Document, Query
+from wikihow_tiir.retrieval import registry
+from wikihow_tiir.retrieval.registry import ModelOptions
+
+__all__ = ["BASELINES", "BM25", "EffNetImages", "MiniLMText", "ModelOptions", "build_model"]
 
 BASELINES = ("bm25", "minilm", "minilm-captions", "minilm-prompts", "fusion-effnet")
 
 
 class MiniLMText:
-    """all-MiniLM-L6-v2 from the wheel (shared loader in ``wikihow_tiir.embeddings``)."""
+    """all-MiniLM-L6-v2 from the wheel (shared loader in ``wikihow_tiir.encoders.minilm``)."""
 
     name = "all-MiniLM-L6-v2"
     dim = 384
@@ -51,7 +67,7 @@ class MiniLMText:
             clean = [safe_text(t) for t in texts]
             return embed_cached(clean, batch_size=self.batch_size, shard_size=max(1, len(clean)),
                                 cache_dir=self.cache_dir)[0]
-        from wikihow_tiir.embeddings import encode_texts
+        from wikihow_tiir.encoders.minilm import encode_texts
 
         return encode_texts(list(texts), batch_size=self.batch_size)
 
@@ -63,7 +79,7 @@ class EffNetImages:
     dim = 1280
 
     def encode_images(self, images: Sequence) -> np.ndarray:
-        from wikihow_tiir.evaluate.effnet import embed_images
+        from wikihow_tiir.encoders.effnet import embed_images
 
         return embed_images(list(images))
 
@@ -107,19 +123,6 @@ class BM25:
         return out
 
 
-@dataclass(slots=True)
-class ModelOptions:
-    """Settings of ``--model`` specs that need them."""
-
-    fusion: str = "sum"  # clip:* (the paper's CLIP rows fuse by vector; sum is addNorm)
-    fusion_norm: str = "before"
-    fusion_images: str = "mean"
-    captions: Mapping[str, str] | None = None
-    mme_n: int | None = None  # None: MME's default (a released scorer's best N, else the paper's N = 3)
-    device: str = "cpu"
-    dataset: str | None = None  # what ``mme`` (the released scorer) is looked up in: a folder or ORG/NAME@REV
-
-
 def build_model(spec: str, options: ModelOptions | None = None):
     """A RetrievalModel or ScoringModel for one ``--model`` value."""
     opt = options or ModelOptions()
@@ -132,24 +135,16 @@ def build_model(spec: str, options: ModelOptions | None = None):
     if spec == "minilm-captions":
         return TextWithCaptions(MiniLMText(), captions=opt.captions, name="minilm-captions")
     if spec == "fusion-effnet":
-        return VectorFusion(MiniLMText(), EffNetImages(), fusion="concat", norm="before", images="mean",
-                            name="fusion-effnet")
-    if spec.startswith("clip:"):
-        from wikihow_tiir.evaluate.clip import load_clip
+        return VectorFusion(MiniLMText(), EffNetImages(), fusion="NCNorm", images="mean", name="fusion-effnet",
+                            joiner=newline_text)
+    from wikihow_tiir.evaluate.families import assemble, family_of, load_family
 
-        towers = load_clip(spec[len("clip:"):], device=opt.device)
-        return VectorFusion(towers.text, towers.image, fusion=opt.fusion, norm=opt.fusion_norm,
-                            images=opt.fusion_images, name=spec)
-    if spec.startswith("mme:"):
-        from wikihow_tiir.mme import load_retrieval_model
 
-        return load_retrieval_model(spec[len("mme:"):], n=opt.mme_n)
-    if spec == "mme":
-        if opt.dataset is None:
-            raise ValueError("--model mme is the scorer released with the dataset: give --dataset")
-        from wikihow_tiir.mme import load_scorer
-
-        model = load_scorer(opt.dataset, n=opt.mme_n)
-        model.name = "mme"
-        return model
-    raise ValueError(f"unknown model {spec!r}; choose {', '.join(BASELINES)}, clip:NAME, mme or mme:PATH")
+    if family_of(spec):
+        return assemble(load_family(spec, opt), opt.adapt, opt, name=spec)
+    found = registry.family(spec)
+    if found is not None:
+        family, arg = found
+        return family.build(arg, opt)
+    raise ValueError(f"unknown model {spec!r}; choose {', '.join(BASELINES)}, a family gme:ID, e5v:ID, st:ID, "
+                     f"jina-clip:ID, clip:NAME or {' or '.join(registry.spec_forms())}")

@@ -1,7 +1,9 @@
 """CLIP-style two-tower models by name, scored by vector fusion (the paper's Jina-CLIP / CLIP rows).
 
-``clip:NAME`` loads NAME with `transformers` (a Hub id such as ``openai/clip-vit-base-patch32`` or
-a local folder: any model with ``get_text_features`` / ``get_image_features``, e.g. CLIP, SigLIP);
+``clip:NAME`` loads NAME with `transformers` (a Hub id such as ``openai/clip-vit-large-patch14`` or
+a local folder: any model with ``get_text_features`` / ``get_image_features``, e.g. CLIP, SigLIP), as
+the paper's ``gen_embeddings_clip.py`` does: texts tokenized with padding and truncation at the
+tokenizer's limit (77 for CLIP), images through the model's image processor, fp16 on CUDA;
 ``clip:open_clip:ARCH/PRETRAINED`` loads an `open_clip` model (the ``clip`` extra). No weights for
 such models ship in any PyPI package, so offline this fails, with a message saying so, unless the
 weights are in the local Hugging Face cache or a local folder.
@@ -15,11 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
+from wikihow_tiir.errors import WikihowTiirError
 from wikihow_tiir.evaluate.base import Role
 
 
-class ModelUnavailableError(RuntimeError):
+class ModelUnavailableError(WikihowTiirError, RuntimeError):
     """A model whose weights or code cannot be loaded here."""
+
+    reason = "model-unavailable"
 
 
 def _offline() -> bool:
@@ -38,13 +43,16 @@ def _unavailable(name: str, exc: BaseException) -> ModelUnavailableError:
 class HFClipTowers:
     """The text and image towers of a `transformers` two-tower model; ``text`` / ``image`` are encoders."""
 
-    def __init__(self, name: str, device: str = "cpu", batch_size: int = 32):
+    def __init__(self, name: str, device: str = "cpu", batch_size: int = 32, dtype: str = "auto"):
         try:
             import torch  # noqa: F401
             from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
 
+            from wikihow_tiir.evaluate.families.common import torch_dtype
+
             local_only = _offline() or Path(name).is_dir()
-            self.model = AutoModel.from_pretrained(name, local_files_only=local_only).eval().to(device)
+            self.model = AutoModel.from_pretrained(name, local_files_only=local_only,
+                                                   dtype=torch_dtype(dtype, device, "float16")).eval().to(device)
             self.tokenizer = AutoTokenizer.from_pretrained(name, local_files_only=local_only)
             self.processor = AutoImageProcessor.from_pretrained(name, local_files_only=local_only)
         except OSError as exc:
@@ -54,7 +62,9 @@ class HFClipTowers:
                                         f"model: it has no get_text_features / get_image_features")
         self.name, self.device, self.batch_size = name, device, batch_size
         cfg = getattr(self.model.config, "text_config", self.model.config)
-        self.max_length = int(getattr(cfg, "max_position_embeddings", 77))
+        # the tokenizer's own limit (the paper's ``truncation=True``), never past the position table
+        limits = [int(getattr(cfg, "max_position_embeddings", 77)), int(self.tokenizer.model_max_length or 0)]
+        self.max_length = min(x for x in limits if 0 < x < 1_000_000)
         self.text = _Tower(self, "text")
         self.image = _Tower(self, "image")
 
@@ -85,7 +95,7 @@ class HFClipTowers:
             for s in range(0, len(images), self.batch_size):
                 pixels = self.processor(images=list(images[s:s + self.batch_size]), return_tensors="pt")
                 parts.append(self._tensor(self.model.get_image_features(
-                    pixel_values=pixels["pixel_values"].to(self.device))))
+                    pixel_values=pixels["pixel_values"].to(self.device, self.model.dtype))))
         return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
 
 
@@ -141,8 +151,8 @@ class _Tower:
         return self.towers.encode_images(images)
 
 
-def load_clip(name: str, device: str = "cpu"):
+def load_clip(name: str, device: str = "cpu", dtype: str = "auto", batch_size: int = 32):
     """``openai/clip-vit-base-patch32`` | ``/local/folder`` | ``open_clip:ViT-B-32/laion2b_s34b_b79k``."""
     if name.startswith("open_clip:"):
-        return OpenClipTowers(name[len("open_clip:"):], device=device)
-    return HFClipTowers(name, device=device)
+        return OpenClipTowers(name[len("open_clip:"):], device=device, batch_size=batch_size)
+    return HFClipTowers(name, device=device, dtype=dtype, batch_size=batch_size)

@@ -10,17 +10,16 @@ import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from wikihow_tiir.evaluate.metrics import MAIN_METRIC, PAPER_METRICS, ranked
 from wikihow_tiir.io import atomic_write_text
+from wikihow_tiir.retrieval.metrics import MAIN_METRIC, PAPER_METRICS, ranked
 
-TASK_NAME = "WikiHowTIIR"
-LANGUAGES = ["eng-Latn"]
+TASK_NAME = "WikiHowTIIRRetrieval"  # the MTEB task's name (mteb_task.py), so results line up
 _LABELS = {"recall": "R", "mrr": "MRR", "ndcg": "nDCG"}
 
 
 def slug(model: str) -> str:
-    """A file-name-safe form of a model spec: ``clip:openai/clip-vit`` -> ``clip-openai-clip-vit``."""
-    return re.sub(r"[^A-Za-z0-9._=-]+", "-", model).strip("-.") or "model"
+    """A file-name-safe form of a run name: ``clip:openai/clip-vit+fusion`` -> ``clip-openai-clip-vit+fusion``."""
+    return re.sub(r"[^A-Za-z0-9._=+-]+", "-", model).strip("-.") or "model"
 
 
 def label(metric: str) -> str:
@@ -65,11 +64,14 @@ def read_trec_run(path: Path) -> dict[str, dict[str, float]]:
 
 
 def mteb_result(model: str, metrics: Mapping[str, float], split: str, revision: str | None,
-                n_queries: int) -> dict:
-    """The metrics in MTEB's TaskResult shape (values as fractions, ``main_score`` = nDCG@10)."""
+                n_queries: int, languages: Sequence[str] = ("eng-Latn",), extra: Mapping | None = None) -> dict:
+    """The metrics in MTEB's TaskResult shape (values as fractions, ``main_score`` = nDCG@10).
+
+    ``languages``: the data's (``dataset.languages``); ``extra``: how the run was made (adaptation,
+    perturbation, model settings, captions), kept beside the scores for people, ignored by MTEB."""
     scores = {k: float(v) for k, v in sorted(metrics.items())}
-    scores.update(main_score=scores[MAIN_METRIC], hf_subset="default", languages=LANGUAGES)
-    return {
+    scores.update(main_score=scores[MAIN_METRIC], hf_subset="default", languages=list(languages))
+    out = {
         "dataset_revision": revision,
         "task_name": TASK_NAME,
         "mteb_version": None,
@@ -79,6 +81,9 @@ def mteb_result(model: str, metrics: Mapping[str, float], split: str, revision: 
         "evaluation_time": None,  # wall times are in timings.json (they differ run to run)
         "kg_co2_emissions": None,
     }
+    if extra:
+        out["wikihow_tiir"] = dict(extra)
+    return out
 
 
 def per_query_tsv(per_query: Mapping[str, Mapping[str, float]], metric_order: Sequence[str]) -> str:

@@ -19,12 +19,16 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from wikihow_tiir.errors import WikihowTiirError
+
 if TYPE_CHECKING:
     import torch
 
 
-class EmbeddingError(ValueError):
+class EmbeddingError(WikihowTiirError, ValueError):
     """Vectors that cannot be searched (NaN, zero norm, wrong shape); the message names the ids."""
+
+    reason = "bad-embeddings"
 
 
 def _name_ids(ids: Sequence[str], rows: np.ndarray, limit: int = 10) -> str:

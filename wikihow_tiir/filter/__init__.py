@@ -212,7 +212,8 @@ def _report(ctx: FilterContext, rejects: list[Reject], kept: list[Query]) -> dic
         entry: dict[str, Any] = {
             "doc": chk.doc,
             "scores": {k: _distribution(scores(k)) for k in chk.scores},
-            "thresholds": {s: settings[s] for s in chk.settings if s != "llm_judge"},
+            # the check's settings (a computed cut-off such as the easiness percentile's is added below)
+            "thresholds": {s: settings[s] for s in chk.settings if s in settings and s != "llm_judge"},
             "rejected": sum(len(by_reason.get(r, [])) for r in chk.reasons),  # as the first reason
             "failing": {r: failing.get(r, 0) for r in chk.reasons},  # any reason, overlaps counted
         }

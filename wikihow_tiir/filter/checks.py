@@ -316,9 +316,9 @@ def _leak_limits(cfg: FilterConfig, lang: str) -> tuple[int, int]:
 
 
 @check("leak", reasons=("goal-leak", "title-leak", "step-copy"),
-       scores={"goal_leak": ("leak_min_phrase_words", "leak_min_phrase_cjk_chars"),
-               "title_leak": ("leak_min_phrase_words", "leak_min_phrase_cjk_chars"),
-               "step_copy_tokens": ("step_copy_max_words", "step_copy_max_cjk_chars")})
+       scores={"goal_leak": (), "title_leak": (),  # a leak is a share of 1.0 (the whole phrase)
+               "step_copy_tokens": ("step_copy_max_words", "step_copy_max_cjk_chars")},
+       settings=("leak_min_phrase_words", "leak_min_phrase_cjk_chars"))
 def check_leak(ctx: FilterContext) -> None:
     """The text must not give the answer away: not the positive's goal, not its section title, and no
     long verbatim run of its step text (case, punctuation, "How to" and qualifiers normalized;
@@ -355,9 +355,9 @@ def check_relevance(ctx: FilterContext) -> None:
 
 
 @check("easiness", reasons=("too-easy", "too-easy-percentile", "lexical-copy"),
-       scores={"relevance": ("easiness_max_similarity", "easiness_percentile"),
+       scores={"relevance": ("easiness_max_similarity", "easiness_percentile_cutoff"),
                "lexical_overlap": ("lexical_overlap_max",)},
-       settings=("lexical_ngram",))
+       settings=("easiness_percentile", "lexical_ngram"))
 def check_easiness(ctx: FilterContext) -> None:
     """Not a near-copy of the positive: cosine ceiling (and optional whole-set percentile), word n-gram share."""
     cfg = ctx.cfg

@@ -1,9 +1,10 @@
-"""Optional LLM judge of answerability, through the generation stage's OpenAI-compatible backend.
+"""Optional LLM judge of answerability, through the project's one OpenAI-compatible client.
 
-Off by default (``filter.llm_judge = None``). It reuses :class:`wikihow_tiir.generate.remote.RemoteBackend`
-(retries, shared 429 pause, JSON validation with one repair turn, SQLite request cache), so a judge
-behaves like any generation stage and a re-run does not pay twice. A malformed or hostile answer
-becomes the verdict's ``error`` (redacted: a server echoing the API key cannot put it in a reject).
+Off by default (``filter.llm_judge = None``). It uses :class:`wikihow_tiir.llm.client.LLMClient`, as
+query generation does (retries, shared 429 pause, JSON validation with one repair turn, SQLite request
+cache), so a judge behaves like any generation stage and a re-run does not pay twice. A malformed or
+hostile answer becomes the verdict's ``error`` (redacted: a server echoing the API key cannot put it
+in a reject).
 """
 
 from __future__ import annotations
@@ -15,6 +16,10 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from wikihow_tiir.config import BackendConfig
+from wikihow_tiir.llm.cache import RequestCache
+from wikihow_tiir.llm.errors import GenerationError
+from wikihow_tiir.llm.prompts import as_data, load_prompt
+from wikihow_tiir.llm.usage import RunCounters, Usage
 from wikihow_tiir.model import Document, Query
 from wikihow_tiir.redact import redact
 
@@ -70,32 +75,27 @@ def judge_answerability(queries: list[Query], documents: list[Document], cfg: Ba
     check_judge_config(cfg)
     if not queries:
         return []
-    import openai
-
-    from wikihow_tiir.generate.cache import RequestCache
-    from wikihow_tiir.generate.prompts import as_data, load_prompt
-    from wikihow_tiir.generate.remote import GenerationError, RemoteBackend, RunCounters, Usage
+    from wikihow_tiir.llm.client import LLMClient  # loads openai: only when a judge is configured
 
     prompt = load_prompt(PROMPT_NAME, PROMPT_VERSION)
     repair = load_prompt("repair")
     cache = RequestCache(Path(cache_dir) / "judge-requests.sqlite") if cache_dir is not None else None
     try:
-        backend = RemoteBackend("judge", cfg, cache, JUDGE_SEED, RunCounters())
-    except ValueError as exc:
-        raise ValueError(f"filter.llm_judge: {exc}") from None
+        client = LLMClient("judge", cfg, cache, JUDGE_SEED, RunCounters(), setting="filter.llm_judge")
 
-    def one(pair: tuple[Query, Document]) -> Verdict:
-        q, d = pair
-        messages = [{"role": "system", "content": prompt.render("system")},
-                    {"role": "user", "content": prompt.render("user", query=as_data(query_for_judge(q)),
-                                                              document=as_data(d.content.text))}]
-        try:
-            ans = backend.chat_json(messages, JudgeAnswer, prompt, repair, Usage())
-        except GenerationError as exc:
-            return Verdict(error=redact(f"{exc.reason}: {exc.detail}")[:300])
-        except openai.OpenAIError as exc:  # anything else the client raises: this verdict fails, not the filter
-            return Verdict(error=redact(f"bad-response: {type(exc).__name__}: {exc}")[:300])
-        return Verdict(answerable=ans.answerable, reason=redact(ans.reason)[:300])
+        def one(pair: tuple[Query, Document]) -> Verdict:
+            q, d = pair
+            messages = [{"role": "system", "content": prompt.render("system")},
+                        {"role": "user", "content": prompt.render("user", query=as_data(query_for_judge(q)),
+                                                                  document=as_data(d.content.text))}]
+            try:
+                ans = client.chat_json(messages, JudgeAnswer, prompt, repair, Usage())
+            except GenerationError as exc:  # the only error a call ends with: this verdict fails, not the filter
+                return Verdict(error=redact(f"{exc.reason}: {exc.detail}")[:300])
+            return Verdict(answerable=ans.answerable, reason=redact(ans.reason)[:300])
 
-    with ThreadPoolExecutor(max_workers=max(1, cfg.concurrency)) as pool:
-        return list(pool.map(one, zip(queries, documents, strict=True)))
+        with ThreadPoolExecutor(max_workers=max(1, cfg.concurrency)) as pool:
+            return list(pool.map(one, zip(queries, documents, strict=True)))
+    finally:
+        if cache is not None:
+            cache.close()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from wikihow_tiir.embeddings import DIM, MODEL_NAME, encode_texts
+from wikihow_tiir.encoders.minilm import DIM, MODEL_NAME, encode_texts
 from wikihow_tiir.io import atomic_write_bytes
 
 EncodeFn = Callable[[Sequence[str], int], np.ndarray]

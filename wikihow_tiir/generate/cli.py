@@ -31,9 +31,11 @@ def _overrides(base_url: str | None, model: str | None, vision_model: str | None
 def register(app: typer.Typer) -> None:
     @app.command()
     def generate(
-        dataset: Path = typer.Argument(..., exists=True, file_okay=False, help="A build folder with corpus/*.parquet."),
+        dataset: Path = typer.Argument(..., exists=True, file_okay=False,
+                                       help="A dataset folder with a corpus (corpus/*.parquet)."),
         output: Path | None = typer.Option(None, "--output", "-o",
-                                           help="Where queries, rejects and stats go (default: <dataset>/work/generate-cli)."),
+                                           help="Where query shards, rejects and stats go (default: "
+                                                "<dataset>/work/generate-cli)."),
         config: Path | None = typer.Option(None, "--config", "-c", exists=True, help="YAML/JSON build config."),
         profile: str = typer.Option("sample", help="sample | live | vgsi"),
         set_: list[str] = typer.Option([], "--set", help="Any setting, e.g. --set generate.write.temperature=0.7"),
@@ -46,13 +48,15 @@ def register(app: typer.Typer) -> None:
         seed: int | None = typer.Option(None, help="Generation seed (default: the config's)."),
         limit: int | None = typer.Option(None, help="Only the first N documents (by id)."),
     ) -> None:
-        """Generate interleaved queries for a built corpus: caption, write, visualize, render."""
-        from wikihow_tiir.build import read_contexts
+        """Generate interleaved queries for a built corpus: caption, write, visualize, render.
+
+        Runs the build's query shards (``generate.documents_per_shard`` documents each) into the output
+        folder, so a re-run (after Ctrl-C, a crash or with more documents) redoes only unfinished shards."""
+        from wikihow_tiir import layout
+        from wikihow_tiir.build import plan_queries, query_shard_rejects, run_query_shard
         from wikihow_tiir.config import load_config
-        from wikihow_tiir.generate import ImagePool, generate_queries, merge_stats, prompt_manifest
+        from wikihow_tiir.generate import merge_stats, prompt_manifest
         from wikihow_tiir.io import atomic_write_json, write_jsonl
-        from wikihow_tiir.model import document_from_row, query_to_row
-        from wikihow_tiir.publish.parquet import read_rows, read_rows_where, write_parquet
 
         try:
             cfg = load_config(config, profile=profile, overrides=[
@@ -60,35 +64,25 @@ def register(app: typer.Typer) -> None:
         except ValueError as exc:
             typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
             raise typer.Exit(2) from None
-        files = sorted((dataset / "corpus").glob("corpus-*.parquet"))
-        if not files:
-            typer.secho(f"error: {dataset}/corpus has no corpus-*.parquet files", fg=typer.colors.RED, err=True)
+        if not layout.corpus_files(dataset):
+            typer.secho(f"error: {layout.config_dir(dataset, 'corpus')} has no Parquet files (a built corpus)",
+                        fg=typer.colors.RED, err=True)
             raise typer.Exit(2)
-        ids = sorted(r["id"] for r in read_rows(files, columns=["id"]))
-        ids = ids[:limit] if limit is not None else ids
-        out = output or dataset / "work" / "generate-cli"
-        work = out / "work"
-        # the pool holds metadata only; each shard reads its own documents' pictures
-        pool = ImagePool.from_corpus_files(files, vector_cache=work)
-        size = cfg.generate.documents_per_shard
-        all_stats, rejects, n_queries = [], [], 0
-        for i in range(0, len(ids), size):
-            shard = f"shard-{i // size:05d}"
-            rows = {r["id"]: r for r in read_rows_where(files, "id", ids[i:i + size])}
-            shard_docs = [document_from_row(rows[d]) for d in ids[i:i + size]]
-            try:
-                result = generate_queries(shard_docs, pool, cfg.generate, seed=cfg.seed, work_dir=work,
-                                          shard_id=shard, contexts=read_contexts(dataset, ids[i:i + size]))
-            except ValueError as exc:  # a backend that cannot start (e.g. a model without an endpoint)
-                typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-                raise typer.Exit(2) from None
-            write_parquet(out / f"queries-{shard}.parquet", [query_to_row(q) for q in result.queries], "queries")
-            rejects += [r.to_dict() for r in result.rejects]
-            all_stats.append(result.stats)
-            n_queries += len(result.queries)
-        write_jsonl(out / "rejects.jsonl", rejects)
-        stats = {"prompts": prompt_manifest(), "stats": merge_stats(all_stats), "seed": cfg.seed}
-        atomic_write_json(out / "stats.json", stats)
-        typer.echo(json.dumps({"documents": len(ids), "queries": n_queries, "rejected": len(rejects),
-                               "output": str(out), "rejects_by_reason": stats["stats"]["rejects_by_reason"]},
+        out = output or layout.generate_cli_dir(dataset)
+        try:
+            specs = plan_queries(cfg, out, corpus_root=dataset, limit=limit)
+            shard_stats = [run_query_shard(cfg, out, spec, corpus_root=dataset) for spec in specs]
+        except ValueError as exc:  # a backend that cannot start (e.g. a model without an endpoint)
+            typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+            raise typer.Exit(2) from None
+        rejects = list(query_shard_rejects(out, specs))
+        write_jsonl(layout.generate_cli_rejects(out), rejects)
+        stats = {"prompts": prompt_manifest(), "stats": merge_stats([s["generation"] for s in shard_stats]),
+                 "seed": cfg.seed}
+        atomic_write_json(layout.generate_cli_stats(out), stats)
+        typer.echo(json.dumps({"documents": sum(len(s.keys) for s in specs),
+                               "queries": sum(s["queries"] for s in shard_stats), "rejected": len(rejects),
+                               "output": str(out), "shards": [str(layout.shard_file(out, "queries", s.name, "parquet"))
+                                                              for s in specs],
+                               "rejects_by_reason": stats["stats"]["rejects_by_reason"]},
                               indent=2, ensure_ascii=False))

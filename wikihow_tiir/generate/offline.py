@@ -23,10 +23,11 @@ import numpy as np
 
 from wikihow_tiir.config import GenerateConfig
 from wikihow_tiir.generate.pool import ImagePool, step_texts
-from wikihow_tiir.generate.prompts import load_prompt
-from wikihow_tiir.generate.remote import GenerationError
+from wikihow_tiir.generate.records import Segment, Visual
 from wikihow_tiir.generate.text import bm25_salience, split_sentences
 from wikihow_tiir.images import phash_distance
+from wikihow_tiir.llm.errors import GenerationError
+from wikihow_tiir.llm.prompts import load_prompt
 from wikihow_tiir.model import Document
 from wikihow_tiir.tokens import NO_SPACE_LANGS, base_lang, count_tokens, leak_figures
 
@@ -131,7 +132,7 @@ def write(doc: Document, context: dict[str, Any] | None, rng: random.Random, cfg
 
 
 def visualize(doc: Document, text: str, captions: Sequence[str], rng: random.Random, cfg: GenerateConfig,
-              context: dict[str, Any] | None = None) -> dict[str, Any]:
+              context: dict[str, Any] | None = None) -> Visual:
     """Show the salient steps as pictures and take them out of the text.
 
     The ``k`` steps whose text says most about the document (BM25 over the document's own words) become
@@ -176,14 +177,14 @@ def visualize(doc: Document, text: str, captions: Sequence[str], rng: random.Ran
     for n, j in enumerate(picked):
         lead = [sentences[s] for s in intro] if n == 0 else []
         lead += [sentences[s] for s in context_sentences] if n == 1 or (n == 0 and k == 1) else []
-        segments.append({"text": joiner.join([*lead, connectors[n]]), "image_prompt": captions[j]})
-    return {"segments": segments, "closing": joiner.join(sentences[s] for s in tail)}
+        segments.append(Segment(joiner.join([*lead, connectors[n]]), captions[j]))
+    return Visual(tuple(segments), joiner.join(sentences[s] for s in tail))
 
 
 def render(prompts: Sequence[Sequence[str]], docs: Sequence[Document], pool: ImagePool,
            cfg: GenerateConfig) -> list[list[str] | GenerationError]:
     """Pool keys for each unit's image prompts (one batch for the whole shard), or the error."""
-    from wikihow_tiir.embeddings import encode_texts
+    from wikihow_tiir.encoders.minilm import encode_texts
 
     flat = [text for unit in prompts for text in unit]
     if not flat:

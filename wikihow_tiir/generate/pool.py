@@ -73,7 +73,7 @@ class ImagePool:
         of their image positions). ``vector_cache``: a folder for the step-text embeddings, shared by
         every shard and worker of a build."""
         from wikihow_tiir.model import document_from_row
-        from wikihow_tiir.publish.parquet import read_rows_without
+        from wikihow_tiir.storage import read_rows_without
 
         files = sorted(Path(f) for f in files)
         docs = (document_from_row(r) for r in read_rows_without(files))
@@ -118,7 +118,7 @@ class ImagePool:
                     if vecs.shape[0] == len(self.images):
                         self._vectors = vecs
                         return vecs
-                from wikihow_tiir.embeddings import encode_texts
+                from wikihow_tiir.encoders.minilm import encode_texts
 
                 self._vectors = encode_texts([im.step_text for im in self.images])
                 if cached is not None:
@@ -150,7 +150,7 @@ def _pool_images(documents: Iterable[Document], lazy: bool) -> list[PoolImage]:
 
 def _read_corpus_bytes(files: tuple[Path, ...], keys: Sequence[str]) -> dict[str, bytes]:
     """Image bytes for ``<doc id>#<position>`` keys from corpus Parquet files (only matching rows)."""
-    from wikihow_tiir.publish.parquet import read_rows_where
+    from wikihow_tiir.storage import read_rows_where
 
     wanted: dict[str, list[tuple[str, int]]] = {}
     for key in keys:

@@ -32,19 +32,19 @@ def _row(metrics: dict[str, float]) -> str:
 
 
 def _score(checkpoint: Path, ev, n: int | None, device: str | None = None) -> tuple[int, dict[str, float]]:
-    from wikihow_tiir.evaluate import evaluate_run, score_model
-    from wikihow_tiir.mme.retrieval import load_retrieval_model
+    from wikihow_tiir.mme.retrieval import load_retrieval_model, score_split
+    from wikihow_tiir.retrieval.metrics import evaluate_run
 
     model = load_retrieval_model(str(checkpoint), n=n, device=device)
-    return model.n, evaluate_run(ev.qrels, score_model(model, ev)).aggregate
+    return model.n, evaluate_run(ev.qrels, score_split(model, ev)).aggregate
 
 
 def compare(dataset: str | Path, output: str | Path, seed: int = 0, strategies: Sequence[str] = COMPARED,
             log: Callable[[str], None] = print, **train_kwargs: Any) -> dict[str, Any]:
     """Train every strategy into ``output/<strategy>/`` (resumed when present) and write the table."""
-    from wikihow_tiir.evaluate import load_split
     from wikihow_tiir.mme.pooling import DEFAULT_N, clip_n
     from wikihow_tiir.mme.train import STRATEGIES, train
+    from wikihow_tiir.retrieval.dataset import load_split
 
     unknown = [s for s in strategies if s not in STRATEGIES]
     if unknown:
@@ -142,9 +142,9 @@ def _shuffled(items: list, kind: str, seed: int) -> list:
 def ablate(checkpoint: str | Path, dataset: str | Path, output: str | Path, n: int | None = None, seed: int = 0,
            split: str = "test", device: str | None = None) -> dict[str, Any]:
     """Score ``checkpoint`` on ``split`` as it is and shuffled three ways; write the table and the plot."""
-    from wikihow_tiir.evaluate import evaluate_run, load_split, score_model
-    from wikihow_tiir.evaluate.dataset import EvalSplit, Records
-    from wikihow_tiir.mme.retrieval import load_retrieval_model
+    from wikihow_tiir.mme.retrieval import load_retrieval_model, score_split
+    from wikihow_tiir.retrieval.dataset import EvalSplit, Records, load_split
+    from wikihow_tiir.retrieval.metrics import evaluate_run
 
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
@@ -157,7 +157,7 @@ def ablate(checkpoint: str | Path, dataset: str | Path, output: str | Path, n: i
         qs = queries if kind == "original" else _shuffled(queries, kind, seed)
         shuffled = EvalSplit(split=split, documents=Records("documents", ev.documents.ids, items=docs),
                              queries=Records("queries", ev.queries.ids, items=qs, split=split), qrels=ev.qrels)
-        metrics = evaluate_run(ev.qrels, score_model(model, shuffled)).aggregate
+        metrics = evaluate_run(ev.qrels, score_split(model, shuffled)).aggregate
         rows.append({"variant": kind, "metrics": metrics})
     base = rows[0]["metrics"]["ndcg_at_10"]
     result = {"checkpoint": str(checkpoint), "dataset": str(dataset), "split": split, "n": model.n, "seed": seed,

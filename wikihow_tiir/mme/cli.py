@@ -83,9 +83,9 @@ def compare_command(
     precision: str = typer.Option("auto"),
 ) -> None:
     """Train Rand, MRL, Mean and DPR with one seed and write one table of their test numbers."""
-    from wikihow_tiir.evaluate.dataset import DatasetError
     from wikihow_tiir.mme.analysis import compare
     from wikihow_tiir.mme.model import CheckpointError
+    from wikihow_tiir.retrieval.dataset import DatasetError
 
     chosen = [s.strip() for s in strategies.split(",") if s.strip()]
     ns = _parse_ns(train_ns)
@@ -108,9 +108,9 @@ def ablate_command(
     split: str = typer.Option("test", help="Query split to score."),
 ) -> None:
     """Score shuffled image order, shuffled image positions and both (the paper's Figure 4): table + PNG."""
-    from wikihow_tiir.evaluate.dataset import DatasetError
     from wikihow_tiir.mme.analysis import ablate
     from wikihow_tiir.mme.model import CheckpointError
+    from wikihow_tiir.retrieval.dataset import DatasetError
 
     out = output or Path(checkpoint) / "ablation"
     try:
@@ -129,9 +129,9 @@ def sweep_command(
     output: Path = typer.Option(None, "--output", "-o", help="Where the table and plot go (default CHECKPOINT/sweep)."),
 ) -> None:
     """Score the checkpoint at every N: nDCG@10 / R@5 and encoding cost against visual tokens per image."""
-    from wikihow_tiir.evaluate.dataset import DatasetError, load_split
     from wikihow_tiir.mme.model import CheckpointError
     from wikihow_tiir.mme.retrieval import sweep
+    from wikihow_tiir.retrieval.dataset import DatasetError, load_split
 
     try:
         ev = load_split(dataset, split)

@@ -36,7 +36,7 @@ class ImageStore:
     @classmethod
     def build(cls, path: str | Path, sources: list[tuple[str, list[Path]]]) -> ImageStore:
         """``sources``: (role, Parquet files) pairs, e.g. ``[("doc", corpus files), ("query", query files)]``."""
-        import pyarrow.parquet as pq
+        from wikihow_tiir.storage import read_rows
 
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -46,17 +46,12 @@ class ImageStore:
         db.execute("PRAGMA synchronous=OFF")
         db.execute("CREATE TABLE images (item TEXT, pos INTEGER, data BLOB, PRIMARY KEY (item, pos)) WITHOUT ROWID")
         for role, files in sources:
-            for f in sorted(files):
-                pf = pq.ParquetFile(f)
-                for rg in range(pf.num_row_groups):
-                    table = pf.read_row_group(rg, columns=["id", "images"])
-                    for item, images in zip(table.column("id").to_pylist(), table.column("images").to_pylist(),
-                                            strict=True):
-                        db.executemany("INSERT OR REPLACE INTO images VALUES (?, ?, ?)",
-                                       [(f"{role}:{item}", pos, im["bytes"]) for pos, im in enumerate(images or [])
-                                        if im is not None and im.get("bytes") is not None])
-                    db.commit()
-                    del table
+            # storage reads one row group at a time: memory is bounded by a row group, not the corpus
+            for row in read_rows(sorted(files), columns=["id", "images"]):
+                db.executemany("INSERT OR REPLACE INTO images VALUES (?, ?, ?)",
+                               [(f"{role}:{row['id']}", pos, im["bytes"]) for pos, im in enumerate(row["images"] or [])
+                                if im is not None and im.get("bytes") is not None])
+            db.commit()
         db.close()
         return cls(path)
 
@@ -91,8 +86,9 @@ class TrainingData:
 
 
 def _files(dataset_dir: Path, config: str, split: str | None) -> list[Path]:
-    pattern = f"{split}-*.parquet" if split else "*.parquet"
-    return sorted((dataset_dir / config).glob(pattern))
+    from wikihow_tiir.layout import config_files, split_files
+
+    return split_files(dataset_dir, config, split) if split else config_files(dataset_dir, config)
 
 
 def load_training_data(dataset_dir: str | Path, split: str = "train") -> TrainingData:
@@ -101,7 +97,7 @@ def load_training_data(dataset_dir: str | Path, split: str = "train") -> Trainin
     Without a ``<split>`` split, all queries (and all qrels) are used, and a note says so; without
     qrels, each query's ``positive_id`` is its positive.
     """
-    from wikihow_tiir.publish.parquet import read_rows, read_rows_without
+    from wikihow_tiir.storage import read_rows, read_rows_without
 
     dataset_dir = Path(dataset_dir)
     notes: list[str] = []
@@ -148,7 +144,7 @@ def mine_hard_negatives(data: TrainingData, pool: int = 5, block: int = 1024) ->
     """For each query the ``pool`` top documents of the text baseline (all-MiniLM-L6-v2 on the
     text positions), never a relevant one (the ``minilm-top-k`` option; training samples one per
     query and epoch)."""
-    from wikihow_tiir.embeddings import encode_texts
+    from wikihow_tiir.encoders.minilm import encode_texts
 
     doc_ids = list(data.documents)
     d = encode_texts([data.documents[i].content.text for i in doc_ids])

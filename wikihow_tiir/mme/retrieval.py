@@ -46,6 +46,10 @@ class MMERetrievalModel:
         base = "mme-mini" if encoder.kind == "mme-mini" else f"mme-{encoder.kind}"
         self.name = f"{base}@{suffix}"
 
+    def at_n(self, n: int, doc_n: int | None = None) -> MMERetrievalModel:
+        """The same weights at another N (one encoder: its vision-feature cache is shared)."""
+        return MMERetrievalModel(self.encoder, n, doc_n, batch_size=self.batch_size, checkpoint=self.checkpoint)
+
     @property
     def rejects(self):
         return self.encoder.rejects
@@ -74,7 +78,8 @@ class MMERetrievalModel:
         reasons: dict[str, int] = {}
         for r in self.rejects:
             reasons[r.reason] = reasons.get(r.reason, 0) + 1
-        return {"model": self.name, "checkpoint": self.checkpoint, "rejected_images": reasons,
+        return {"model": self.name, "checkpoint": self.checkpoint, "device": str(self.encoder.device),
+                "rejected_images": reasons,
                 "truncated_sequences": len(self.truncations),
                 "images_dropped_by_truncation": sum(t.images_dropped for t in self.truncations),
                 "text_tokens_dropped_by_truncation": sum(t.text_tokens_dropped for t in self.truncations)}
@@ -106,6 +111,22 @@ def _top_run(qv: np.ndarray, dv: np.ndarray, qids: list[str], dids: list[str], k
     return {q: {dids[j]: float(scores[i, j]) for j in top[i]} for i, q in enumerate(qids)}
 
 
+def score_split(model: MMERetrievalModel, ev, k: int = 100) -> dict[str, dict[str, float]]:
+    """The top-``k`` run of an MME model on a split (exact search; equal scores ranked by doc id, as
+    ``evaluate`` ranks them), for ``mme``'s own analyses (``evaluate`` scores ``--model mme`` itself)."""
+    documents, queries = _materialize(ev.documents), _materialize(ev.queries)
+    dv, qv = model.encode_documents(documents), model.encode_queries(queries)
+    dids, qids = [d.id for d in documents], [q.id for q in queries]
+    scores = qv @ dv.T
+    id_rank = np.argsort(np.argsort(np.array(dids, dtype=object), kind="stable"), kind="stable")
+    k = min(k, len(dids))
+    run = {}
+    for i, q in enumerate(qids):
+        order = np.lexsort((id_rank, -scores[i]))[:k]
+        run[q] = {dids[j]: float(scores[i, j]) for j in order}
+    return run
+
+
 def _encode_all(encoder: MMEEncoder, prepared: list[Prepared], n: int, batch: int) -> np.ndarray:
     with torch.inference_mode():
         return np.concatenate([encoder.encode(prepared[i:i + batch], n).float().cpu().numpy()
@@ -121,7 +142,7 @@ def sweep(documents, queries, qrels: dict[str, dict[str, int]], checkpoint: str,
     ``vision_seconds``); ``encode_seconds`` per N is the projector + pooling + language model time
     for all documents and queries, the part MME makes cheaper.
     """
-    from wikihow_tiir.evaluate.metrics import compute_metrics
+    from wikihow_tiir.retrieval.metrics import compute_metrics
 
     checkpoint = _strip(str(checkpoint))
     output_dir = Path(output_dir)

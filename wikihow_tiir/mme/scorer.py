@@ -26,13 +26,20 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from wikihow_tiir.io import atomic_write_json, atomic_write_text, sha256_file, stable_hash
+from wikihow_tiir import layout
+from wikihow_tiir.io import atomic_write_json, atomic_write_text, stable_hash
+from wikihow_tiir.resume import file_entry as _file_entry
+from wikihow_tiir.resume import file_problem
+from wikihow_tiir.revision import identity_of_test_split, train_identity
 
-SCORER_DIR = "scorer"
-CONFIG_FILE = "config.json"
-RESULTS_FILE = "results.json"
-CARD_FILE = "README.md"
-WORK = Path("work") / "scorer"
+# what a stage that scores models on the test split returns (``evaluate.scorer_numbers.score_numbers``,
+# passed in by ``build.py``: ``mme`` and ``evaluate`` never import each other)
+ScoreFn = Callable[..., dict[str, Any]]
+
+SCORER_DIR = layout.SCORER
+CONFIG_FILE = layout.SCORER_CONFIG
+RESULTS_FILE = layout.SCORER_RESULTS
+CARD_FILE = layout.SCORER_CARD
 STAGE_VERSION = "1"
 RESULTS_FORMAT = "wikihow-tiir-scorer-results"
 PAPER_METRICS = ("recall_at_5", "mrr_at_5", "mrr_at_10", "ndcg_at_5", "ndcg_at_10")
@@ -46,45 +53,7 @@ class ScorerError(ValueError):
 
 
 # --------------------------------------------------------------------------- what the scorer was made from
-
-
-TRAIN_PARTS = (("corpus", None), ("queries", "train"), ("qrels", "train"))
-TEST_PARTS = (("queries", "test"), ("qrels", "test"))
-
-
-def _matches(rel: str, parts) -> bool:
-    config, _, name = rel.partition("/")
-    return any(config == c and (s is None or name.startswith(f"{s}-")) and name.endswith(".parquet") for c, s in parts)
-
-
-def identity_of(files: Mapping[str, str], parts=TEST_PARTS) -> dict[str, Any]:
-    """``{"revision": "sha256:...", "files": {path: sha256}}`` of the files among ``files`` (path -> sha256)
-    that belong to ``parts`` ((config, split) pairs; split None = all). From the disk or a manifest's list."""
-    chosen = {rel: sha for rel, sha in sorted(files.items()) if _matches(rel, parts)}
-    return {"revision": "sha256:" + stable_hash("dataset-files", sorted(chosen.items()), length=32), "files": chosen}
-
-
-def _identity(root: Path, parts) -> dict[str, Any]:
-    files = {p.relative_to(root).as_posix(): sha256_file(p)
-             for config in {c for c, _ in parts} for p in sorted((root / config).glob("*.parquet"))
-             if _matches(p.relative_to(root).as_posix(), parts)}
-    return identity_of(files, parts)
-
-
-def train_identity(root: str | Path) -> dict[str, Any]:
-    """The dataset revision a scorer is trained on: the corpus and the train split's files."""
-    return _identity(Path(root), TRAIN_PARTS)
-
-
-def test_identity(root: str | Path) -> dict[str, Any]:
-    """The test split the scorer's numbers are computed on (the human audit may change it after a build)."""
-    return _identity(Path(root), TEST_PARTS)
-
-
-def manifest_test_revision(manifest: Mapping[str, Any]) -> str | None:
-    """The test split's revision from a manifest's file list (the card is rendered from the manifest alone)."""
-    files = {rel: (e or {}).get("sha256") for rel, e in (manifest.get("files") or {}).items()}
-    return identity_of(files, TEST_PARTS)["revision"] if files else None
+# (the revisions live in ``wikihow_tiir.revision``: ``evaluate score --run`` and the card compare them too)
 
 
 def _train_settings(cfg) -> dict[str, Any]:
@@ -94,41 +63,40 @@ def _train_settings(cfg) -> dict[str, Any]:
 # --------------------------------------------------------------------------- markers
 
 
-def _file_entry(path: Path) -> dict[str, Any]:
-    return {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
-
-
 def scorer_files(folder: Path) -> list[Path]:
     """The files of a scorer folder, sorted, relative to it (the card excluded: it is re-rendered)."""
-    return sorted(p.relative_to(folder) for p in folder.rglob("*")
-                  if p.is_file() and p.relative_to(folder) != Path(CARD_FILE))
+    return [p for p in layout.scorer_files(folder) if p != Path(CARD_FILE)]
 
 
 def _marker_ok(marker: Path, fingerprint: str, folder: Path) -> bool:
+    """``resume.py``'s marker format (fingerprint, stats, files), its files relative to ``scorer/``: the
+    marker lives in ``work/scorer/``, the files it vouches for in the dataset."""
     try:
         data = json.loads(marker.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
     if not isinstance(data, dict) or data.get("fingerprint") != fingerprint or not data.get("files"):
         return False
-    for rel, want in data["files"].items():
-        p = folder / rel
-        if not p.is_file() or p.stat().st_size != want.get("bytes") or sha256_file(p) != want.get("sha256"):
-            return False
-    return True
+    return all(file_problem(folder / rel, want) is None for rel, want in data["files"].items())
+
+
+def _finish(marker: Path, fingerprint: str, files: dict[str, Any]) -> None:
+    atomic_write_json(marker, {"fingerprint": fingerprint, "stats": {}, "files": files})
 
 
 # --------------------------------------------------------------------------- the stage
 
 
-def run_scorer_stage(cfg, output: str | Path, log: Callable[[str], None] = lambda m: None) -> dict[str, Any]:
-    """Train (or keep) the scorer of the build in ``output`` and score it; returns the manifest's ``scorer``
+def run_scorer_stage(cfg, output: str | Path, score: ScoreFn,
+                     log: Callable[[str], None] = lambda m: None) -> dict[str, Any]:
+    """Train (or keep) the scorer of the build in ``output`` and score it with ``score`` (the evaluation
+    code's :func:`wikihow_tiir.evaluate.scorer_numbers.score_numbers`); returns the manifest's ``scorer``
     section. ``cfg`` is the build's BuildConfig. A build without a train or a test split gets a section that
     says why there is no scorer, and no ``scorer/`` folder."""
     output = Path(output)
     sc = cfg.scorer
-    folder, work = output / SCORER_DIR, output / WORK
-    train_id, test_id = train_identity(output), test_identity(output)
+    folder, work = layout.scorer_dir(output), layout.scorer_work(output)
+    train_id, test_id = train_identity(output), identity_of_test_split(output)
     missing = [s for s, ident in (("train", train_id), ("test", test_id))
                if not any(p.startswith("queries/") for p in ident["files"])]
     if missing:
@@ -147,10 +115,9 @@ def run_scorer_stage(cfg, output: str | Path, log: Callable[[str], None] = lambd
         log("scorer: test numbers unchanged")
     else:
         t = time.perf_counter()
-        results = score_scorer(output, folder, baselines=sc.baselines, device=sc.device, test_id=test_id)
+        results = score_scorer(output, folder, score, baselines=sc.baselines, device=sc.device, test_id=test_id)
         atomic_write_json(folder / RESULTS_FILE, results)
-        atomic_write_json(work / "score.done", {"fingerprint": score_fp,
-                                                "files": {RESULTS_FILE: _file_entry(folder / RESULTS_FILE)}})
+        _finish(work / "score.done", score_fp, {RESULTS_FILE: _file_entry(folder / RESULTS_FILE)})
         log(f"scorer: scored on the test split in {time.perf_counter() - t:.1f} s")
     atomic_write_text(folder / CARD_FILE, render_scorer_card(folder))
     return manifest_section(output)
@@ -167,7 +134,7 @@ def _train_and_export(cfg, output: Path, fingerprint: str, train_id: dict[str, A
     from wikihow_tiir.mme.train import STATE_FILE, train
 
     sc = cfg.scorer
-    work, folder = output / WORK, output / SCORER_DIR
+    work, folder = layout.scorer_work(output), layout.scorer_dir(output)
     ckpt = work / "checkpoint"
     stamp = work / "checkpoint.fingerprint"
     # a killed build resumes its own training; a checkpoint of other settings or data starts over
@@ -195,50 +162,44 @@ def _train_and_export(cfg, output: Path, fingerprint: str, train_id: dict[str, A
         "dataset_revision": train_id["revision"], "dataset_files": train_id["files"],
         "notes": rec["notes"],
     }
-    tmp = output / (SCORER_DIR + ".tmp")
+    tmp = work / "export.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(ckpt, tmp, ignore=shutil.ignore_patterns(STATE_FILE, META_FILE))
     atomic_write_text(tmp / CONFIG_FILE, json.dumps(meta, indent=2, sort_keys=True) + "\n")
     shutil.rmtree(folder, ignore_errors=True)
     tmp.rename(folder)
     files = {p.as_posix(): _file_entry(folder / p) for p in scorer_files(folder)}
-    atomic_write_json(work / "train.done", {"fingerprint": fingerprint, "files": files})
+    _finish(work / "train.done", fingerprint, files)
     shutil.rmtree(ckpt, ignore_errors=True)  # its optimizer state is ~3x the weights; scorer/ has what is kept
     stamp.unlink(missing_ok=True)
     (work / "images.sqlite").unlink(missing_ok=True)
     log(f"scorer: trained {rec['step']} steps on {rec['n_pairs']} pairs in {seconds:.1f} s")
 
 
-def score_scorer(dataset: str | Path, folder: str | Path, baselines=("bm25", "minilm", "fusion-effnet"),
-                 device: str | None = None, test_id: dict[str, Any] | None = None) -> dict[str, Any]:
+def score_scorer(dataset: str | Path, folder: str | Path, score: ScoreFn,
+                 baselines=("bm25", "minilm", "fusion-effnet"), device: str | None = None,
+                 test_id: dict[str, Any] | None = None) -> dict[str, Any]:
     """``results.json``: the baselines and the scorer at every N on the test split of ``dataset``.
 
-    Scored through the evaluation code (``wikihow_tiir.evaluate``: the same search, batches and metrics as
-    ``wikihow-tiir evaluate``), so ``evaluate --model mme`` on the released data gives these numbers."""
-    from wikihow_tiir.evaluate import build_model, evaluate_run, load_split, score_model
-    from wikihow_tiir.mme.model import load_encoder
-    from wikihow_tiir.mme.retrieval import MMERetrievalModel
+    ``score(dataset, folder, baselines, ns, device)`` scores them through the evaluation code (the same
+    search, batches and metrics as ``wikihow-tiir evaluate``, the scorer as ``--model mme:FOLDER
+    --mme-n N``), so ``evaluate --model mme`` on the released data gives these numbers."""
+    from wikihow_tiir.mme.pooling import valid_ns
 
     folder = Path(folder)
-    ev = load_split(dataset, "test")
-    models: dict[str, dict[str, float]] = {}
-    for name in baselines:
-        models[name] = evaluate_run(ev.qrels, score_model(build_model(name), ev)).aggregate
-    encoder = load_encoder(folder, device=device)
-    per_n: dict[str, dict[str, float]] = {}
-    for n in encoder.ns:  # one encoder: the vision tower runs once for all N
-        model = MMERetrievalModel(encoder, n, checkpoint=str(folder))
-        per_n[str(n)] = evaluate_run(ev.qrels, score_model(model, ev)).aggregate
-    best = max(encoder.ns, key=lambda n: (per_n[str(n)]["ndcg_at_10"], -n))
     meta = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
+    ns = valid_ns(int(meta["grid_side"]))  # every N the grid allows, as the encoder scores them
+    numbers = score(dataset, folder, baselines=list(baselines), ns=ns, device=device)
+    per_n = {str(n): numbers["mme"][n] for n in ns}
+    best = max(ns, key=lambda n: (per_n[str(n)]["ndcg_at_10"], -n))
     return {"format": RESULTS_FORMAT, "version": 1, "split": "test",
-            "test_split": test_id or test_identity(dataset),
+            "test_split": test_id or identity_of_test_split(dataset),
             "dataset_revision": (meta.get("scorer") or {}).get("dataset_revision"),
-            "corpus_documents": len(ev.documents), "queries": len(ev.queries),
-            "baselines": models,
+            "corpus_documents": numbers["corpus_documents"], "queries": numbers["queries"],
+            "baselines": numbers["baselines"],
             "mme": {"per_n": per_n, "best_n": best, "trained_ns": (meta.get("scorer") or {}).get("trained_ns")},
-            "default_n": best, "device": str(encoder.device),
-            "rejected_images": len(encoder.rejects), "truncated_sequences": len(encoder.truncations)}
+            "default_n": best, "device": numbers["device"],
+            "rejected_images": numbers["rejected_images"], "truncated_sequences": numbers["truncated_sequences"]}
 
 
 # --------------------------------------------------------------------------- manifest, card, leaderboard
@@ -250,7 +211,7 @@ def _paper(metrics: Mapping[str, float]) -> dict[str, float]:
 
 def manifest_section(output: str | Path) -> dict[str, Any]:
     """The manifest's ``scorer`` section: what it is, what it was trained on, its files and the leaderboard."""
-    folder = Path(output) / SCORER_DIR
+    folder = layout.scorer_dir(output)
     meta = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
     results = json.loads((folder / RESULTS_FILE).read_text(encoding="utf-8"))
     sc = meta["scorer"]
@@ -399,13 +360,13 @@ def resolve_scorer(source: str | Path) -> Path:
     ``scorer/`` released with a Hub dataset version ``ORG/NAME[@REVISION]`` (downloaded, or the local cache)."""
     path = Path(source)
     if path.is_dir():
-        if (path / CONFIG_FILE).is_file() and not (path / "corpus").is_dir():
+        if (path / CONFIG_FILE).is_file() and not layout.is_build_folder_layout(path):
             return path
-        if (path / SCORER_DIR / CONFIG_FILE).is_file():
-            return path / SCORER_DIR
+        if (layout.scorer_dir(path) / CONFIG_FILE).is_file():
+            return layout.scorer_dir(path)
         raise ScorerError(f"{source} has no reference scorer ({SCORER_DIR}/{CONFIG_FILE}): build it with the scorer "
                           "stage on (the default; not --no-scorer), or pass --model mme:CHECKPOINT")
-    from wikihow_tiir.evaluate.dataset import HUB_ID
+    from wikihow_tiir.retrieval.dataset import HUB_ID
 
     m = HUB_ID.match(str(source))
     if not m:
@@ -416,16 +377,16 @@ def resolve_scorer(source: str | Path) -> Path:
     repo, rev = m["repo"], m["rev"]
     try:
         local = Path(snapshot_download(repo_id=repo, repo_type="dataset", revision=rev,
-                                       allow_patterns=[f"{SCORER_DIR}/*", f"{SCORER_DIR}/**"]))
+                                       allow_patterns=list(layout.SCORER_PATTERNS)))
     except (LocalEntryNotFoundError, OfflineModeIsEnabled) as exc:
         raise ScorerError(f"the scorer of {source} is not in the local Hugging Face cache and the Hub cannot be "
                           f"reached (offline: HF_HUB_OFFLINE=1 or no network) ({exc})") from exc
     except HfHubHTTPError as exc:
         raise ScorerError(f"the scorer of {source} could not be downloaded: {exc}") from exc
-    if not (local / SCORER_DIR / CONFIG_FILE).is_file():
+    if not (layout.scorer_dir(local) / CONFIG_FILE).is_file():
         raise ScorerError(f"{source} was released without a reference scorer ({SCORER_DIR}/ is missing); pass "
                           "--model mme:CHECKPOINT to score a checkpoint of your own")
-    return local / SCORER_DIR
+    return layout.scorer_dir(local)
 
 
 def default_n(folder: str | Path) -> int | None:
@@ -455,7 +416,7 @@ def validate_scorer(root: str | Path, manifest: Mapping[str, Any] | None, check_
     """Problems of a dataset's ``scorer/``: recorded files and hashes, the dataset revision it was trained on,
     the test split its numbers are from, and (``check_load``) that it loads and embeds with its dimensions."""
     root = Path(root)
-    folder = root / SCORER_DIR
+    folder = layout.scorer_dir(root)
     section = (manifest or {}).get("scorer") or {}
     if not folder.is_dir():
         if section.get("files"):
@@ -471,7 +432,7 @@ def validate_scorer(root: str | Path, manifest: Mapping[str, Any] | None, check_
     for rel in sorted(on_disk - set(listed)):
         problems.append(f"{rel}: on disk but not listed in manifest.json")
     for rel in sorted(set(listed) & on_disk):
-        if sha256_file(root / rel) != listed[rel].get("sha256"):
+        if file_problem(root / rel, listed[rel]) is not None:
             problems.append(f"{rel}: sha256 differs from manifest.json (changed after the build?)")
     if not (folder / CARD_FILE).is_file():
         problems.append(f"{SCORER_DIR}/{CARD_FILE} (the scorer's model card) is missing")
@@ -487,7 +448,7 @@ def validate_scorer(root: str | Path, manifest: Mapping[str, Any] | None, check_
         problems.append(f"{SCORER_DIR}/{CONFIG_FILE}: trained on dataset revision {trained_on}, but this folder's "
                         f"corpus and train split are {current}: the scorer belongs to another build (re-run the "
                         "build: the scorer stage retrains)")
-    test_now = test_identity(root)["revision"]
+    test_now = identity_of_test_split(root)["revision"]
     if tested_on != test_now:
         problems.append(f"{SCORER_DIR}/{RESULTS_FILE}: test numbers computed on test split {tested_on}, but the "
                         f"test split is now {test_now} (changed by the audit?): re-run the build to re-score")
@@ -499,7 +460,7 @@ def validate_scorer(root: str | Path, manifest: Mapping[str, Any] | None, check_
 def _check_loads(root: Path, folder: Path, meta: Mapping[str, Any]) -> list[str]:
     import numpy as np
 
-    from wikihow_tiir.evaluate.dataset import load_split
+    from wikihow_tiir.retrieval.dataset import load_split
 
     try:
         model = load_scorer(folder, device="cpu")

@@ -96,11 +96,12 @@ def make_items(n_docs: int = 24, images_per_doc: int = 3, image_size: int = 96, 
 def write_dataset(out_dir: str | Path, n_docs: int = 24, images_per_doc: int = 3, image_size: int = 96,
                   seed: int = 0, split: str = "train", permute: bool = True) -> Path:
     """Write the synthetic set in the dataset layout (corpus/, queries/<split>-*, qrels/<split>-*)."""
-    from wikihow_tiir.publish.parquet import write_sharded
+    from wikihow_tiir.layout import CORPUS_SPLIT, config_dir
+    from wikihow_tiir.storage import write_sharded
 
     out_dir = Path(out_dir)
     docs, queries, qrels = make_items(n_docs, images_per_doc, image_size, seed, permute)
-    write_sharded(out_dir / "corpus", [document_to_row(d) for d in docs], "corpus", "corpus")
-    write_sharded(out_dir / "queries", [query_to_row(q) for q in queries], "queries", split)
-    write_sharded(out_dir / "qrels", [qrel_to_row(r) for r in qrels], "qrels", split)
+    write_sharded(config_dir(out_dir, "corpus"), [document_to_row(d) for d in docs], "corpus", CORPUS_SPLIT)
+    write_sharded(config_dir(out_dir, "queries"), [query_to_row(q) for q in queries], "queries", split)
+    write_sharded(config_dir(out_dir, "qrels"), [qrel_to_row(r) for r in qrels], "qrels", split)
     return out_dir

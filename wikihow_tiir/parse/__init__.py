@@ -8,7 +8,8 @@ Layouts (``detect_layout``): ``responsive-2019`` (2019+ skin, also the 2022 loca
 lists under h2/h3 headings), ``app-fragment`` (article bodies cached by the 2009/2011 apps),
 ``unknown``. Pages that give no article raise :class:`ParseError` with a short ``reason``;
 findings that do not stop parsing (a JSON-LD step count that differs from the DOM, a truncated
-page, headings without steps) go to ``Article.parse_notes``.
+page, headings without steps) and repairs (a wrong or missing charset, control characters removed,
+absurdly deep nesting flattened, an unreadable JSON-LD block skipped) go to ``Article.parse_notes``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from .errors import ParseError
 from .page import (
     LAYOUT_RESPONSIVE,
     article_id_from_page,
+    bound_nesting,
     canonical_url,
     categories,
     check_text,
@@ -35,6 +37,7 @@ from .page import (
     looks_like_wikihow,
     parse_tree,
     revision,
+    strip_controls,
     title_and_goal,
     url_hash_id,
 )
@@ -49,7 +52,7 @@ def detect_layout(html: bytes | str) -> str:
         check_text(text)
     except ParseError:
         return "unknown"
-    return detect(parse_tree(source), text)
+    return detect(parse_tree(bound_nesting(source, [])), text)
 
 
 def parse_html(html: bytes | str, url: str | None = None) -> Article:
@@ -64,13 +67,13 @@ def parse_html(html: bytes | str, url: str | None = None) -> Article:
 
 def _parse(html: bytes | str, url: str | None) -> Article:
     raw = html if isinstance(html, bytes | bytearray | memoryview) else None
-    text, source = decode_for_tree(html)
+    notes: list[str] = []
+    text, source = decode_for_tree(html, notes)
     check_text(text)
-    tree = parse_tree(source)
+    tree = parse_tree(bound_nesting(source, notes))
     if not looks_like_wikihow(tree, text, url):
         raise ParseError("not-wikihow", "no wikiHow markup, host or page config found in this page")
     layout = detect(tree, text)
-    notes: list[str] = []
     canonical, base = canonical_url(tree, text, url)
     lang = language(tree, text, canonical or url or "")
     ld = json_ld(tree, notes)
@@ -106,13 +109,17 @@ def _parse(html: bytes | str, url: str | None) -> Article:
         digest = hashlib.sha256(bytes(raw)).hexdigest()
     else:
         digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
-    return Article(
+    article = Article(
         id=article_id, url=canonical or url or "", lang=lang, title=title, goal=goal, intro=intro,
         categories=categories(tree, text, ld), sections=sections,
         tips=lists.get("tips", []), warnings=lists.get("warnings", []),
         things_needed=lists.get("things_needed", []), revision=revision(text), layout=layout,
         parse_notes=notes, sha256=digest,
     )
+    removed = strip_controls(article)
+    if removed:
+        article.parse_notes.append(f"{removed} control character(s) removed from the text")
+    return article
 
 
 def _last_node(tree: LexborHTMLParser) -> LexborNode | None:

@@ -33,8 +33,16 @@ _WALK_SKIP_IDS = frozenset({"toc", "breadcrumb", "gatBreadCrumb", "article_tabs"
 
 
 def _walk(node: LexborNode) -> Iterator[tuple[str, LexborNode]]:
-    """Headings, lists and paragraphs in document order, never descending into them."""
-    for child in node.iter():
+    """Headings, lists and paragraphs in document order, never descending into them.
+
+    An explicit stack of child iterators, not recursion (the nesting depth is the page's choice).
+    """
+    stack = [node.iter()]
+    while stack:
+        child = next(stack[-1], None)
+        if child is None:
+            stack.pop()
+            continue
         tag = child.tag
         if tag in _HEADINGS:
             yield "heading", child
@@ -47,7 +55,7 @@ def _walk(node: LexborNode) -> Iterator[tuple[str, LexborNode]]:
         elif (child.attributes.get("id") or "") in _WALK_SKIP_IDS:
             continue
         else:
-            yield from _walk(child)
+            stack.append(child.iter())
 
 
 def heading_text(h: LexborNode) -> str:

@@ -1,14 +1,16 @@
 """Readable text out of wikiHow markup: junk removed, bullets kept, the bold lead split off.
 
-One small recursive renderer is used for every era. It walks children in order (text nodes
-included), skips widgets that would leak into the text (scripts, reference popups, ads, vote
-boxes, media blocks, step numbers), turns nested lists into "- " lines and block elements into
-line breaks, then normalises whitespace line by line.
+One small renderer is used for every era (an explicit stack, not recursion: a page may nest
+thousands of elements). It walks children in order (text nodes included), skips widgets that
+would leak into the text (scripts, reference popups, ads, vote boxes, media blocks, step
+numbers), turns nested lists into "- " lines and block elements into line breaks, then
+normalises whitespace line by line.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 from selectolax.lexbor import LexborNode
 
@@ -66,40 +68,54 @@ def is_junk(node: LexborNode) -> bool:
 
 
 def _render(node: LexborNode, out: list[str], depth: int) -> None:
-    for child in node.iter(include_text=True):
-        _render_child(child, out, depth)
+    _run([(node.iter(include_text=True), depth, False, "")], out)
 
 
 def _render_child(child: LexborNode, out: list[str], depth: int) -> None:
-    tag = child.tag
-    if tag == "-text":
-        out.append(child.text_content or "")
-    elif is_junk(child):
-        return
-    elif tag == "br":
-        out.append("\n")
-    elif tag in _LIST_TAGS:
-        _render_list(child, out, depth)
-    elif tag in _BLOCK_TAGS:
-        out.append("\n")
-        _render(child, out, depth)
-        out.append("\n")
-    else:
-        _render(child, out, depth)
+    _run([(iter((child,)), depth, False, "")], out)
 
 
-def _render_list(node: LexborNode, out: list[str], depth: int) -> None:
-    indent = "  " * depth
-    for li in node.iter():
-        if li.tag in _LIST_TAGS:  # a list directly inside a list (invalid but seen): flatten
-            _render_list(li, out, depth)
-            continue
-        if li.tag != "li" or is_junk(li):
-            continue
-        # \x00 marks the bullet so that line normalisation below can keep its indent
-        out.append(f"\n\x00{indent}- ")
-        _render(li, out, depth + 1)
-        out.append("\n")
+def _run(stack: list[tuple[Iterator[LexborNode], int, bool, str]], out: list[str]) -> None:
+    """Render with an explicit stack, never the Python one: nesting depth is the page's choice.
+
+    A frame is (children still to render, list depth, inside a ul/ol, text to add when done).
+    Inside a list only ``li`` children count (a list directly inside a list, invalid but seen,
+    is flattened); each item starts a "- " line, its content one level deeper.
+    """
+    append, push, junk, lists, blocks = out.append, stack.append, is_junk, _LIST_TAGS, _BLOCK_TAGS  # hot loop
+    while stack:
+        children, depth, in_list, tail = stack[-1]
+        for child in children:  # siblings in a row; a child with content of its own is a new frame
+            tag = child.tag
+            if in_list:
+                if tag in lists:
+                    push((child.iter(), depth, True, ""))
+                    break
+                if tag == "li" and not junk(child):
+                    # \x00 marks the bullet so that line normalisation below can keep its indent
+                    append(f"\n\x00{'  ' * depth}- ")
+                    push((child.iter(include_text=True), depth + 1, False, "\n"))
+                    break
+            elif tag == "-text":
+                append(child.text_content or "")
+            elif junk(child):
+                continue
+            elif tag == "br":
+                append("\n")
+            elif tag in lists:
+                push((child.iter(), depth, True, ""))
+                break
+            elif tag in blocks:
+                append("\n")
+                push((child.iter(include_text=True), depth, False, "\n"))
+                break
+            else:
+                push((child.iter(include_text=True), depth, False, ""))
+                break
+        else:  # no children left: this frame is done
+            stack.pop()
+            if tail:
+                append(tail)
 
 
 def render_parts(out: list[str]) -> str:

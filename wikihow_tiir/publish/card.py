@@ -14,11 +14,10 @@ from typing import Any
 
 import yaml
 
+from wikihow_tiir.layout import CONFIGS, SPLITS, split_of, split_pattern
 from wikihow_tiir.model import TEXT_LICENSE, TEXT_LICENSE_URL
-from wikihow_tiir.publish.manifest import CONFIGS, split_of
 
 HUB_LICENSE_ID = "cc-by-nc-sa-3.0"
-DEFAULT_SPLITS = {"corpus": ["corpus"], "queries": ["train", "test"], "qrels": ["train", "test"]}
 GENERATION_FACTS = re.compile(r"(^|\.)(kind|backend|model|sha256|seed)$")
 FILTER_FACTS = re.compile(r"^(thresholds\.|rejections|rejected|generated$|kept$)")
 PAPER_STATS = {  # Table "statistics" of arXiv 2502.12799 / the vec-ai/wikiHow-TIIR README
@@ -54,7 +53,7 @@ def _splits(manifest: dict[str, Any]) -> dict[str, dict[str, int]]:
         if config in out:
             out[config][split] = out[config].get(split, 0) + int((entry or {}).get("rows") or 0)
     if not any(out.values()):  # no file list: declare the standard layout without counts
-        return {c: dict.fromkeys(DEFAULT_SPLITS[c], -1) for c in CONFIGS}
+        return {c: dict.fromkeys(SPLITS[c], -1) for c in CONFIGS}
     return out
 
 
@@ -70,8 +69,10 @@ def card_metadata(manifest: dict[str, Any]) -> dict[str, Any]:
     """The YAML header as a dict (also used by validation to compare against a card on disk)."""
     from datasets import DatasetInfo, SplitDict, SplitInfo
 
-    from wikihow_tiir.model import features
+    from wikihow_tiir.model import features, legacy_features
 
+    # a schema 1.0 build's files have no derived ``text`` column: its card declares what its files hold
+    schema_of = legacy_features if str(manifest.get("schema_version")) == "1.0" else features
     splits = _splits(manifest)
     configs, infos = [], []
     for config in CONFIGS:
@@ -81,14 +82,14 @@ def card_metadata(manifest: dict[str, Any]) -> dict[str, Any]:
             continue
         configs.append({
             "config_name": config,
-            "data_files": [{"split": s, "path": f"{config}/{s}-*.parquet"} for s in names],
+            "data_files": [{"split": s, "path": split_pattern(config, s)} for s in names],
             **({"default": True} if config == "corpus" else {}),
         })
         split_dict = SplitDict()
         for s in names:
             if splits[config][s] >= 0:
                 split_dict.add(SplitInfo(name=s, num_examples=splits[config][s]))
-        info = DatasetInfo(features=features(config), splits=split_dict or None)._to_yaml_dict()
+        info = DatasetInfo(features=schema_of(config), splits=split_dict or None)._to_yaml_dict()
         infos.append({"config_name": config, **info})
     corpus_rows = max(sum(v for v in splits["corpus"].values() if v > 0), 0)
     langs = sorted({str(x) for x in (manifest.get("languages") or ["en"])})
@@ -326,7 +327,9 @@ def render_card(manifest: dict[str, Any]) -> str:
           f'qrels = load_dataset("{repo}", "qrels", split="test", revision="{revision}")', "```", "",
           "Interleaved sequences are parallel lists: at position `i` exactly one of `texts[i]` and "
           "`images[i]` is set; `image_meta[i]` (sha256, source URL, licence, size, perceptual hash, "
-          "stand-in flag) accompanies every image. Query `provenance` and `scores` are JSON strings.", ""]
+          "stand-in flag) accompanies every image. `text` holds the text positions joined with "
+          "newlines in reading order (derived from `texts`), so MTEB's retrieval loader and text-only "
+          "tools read the rows as they are. Query `provenance` and `scores` are JSON strings.", ""]
 
     b += ["## Statistics", "", "This build:", ""]
     b += _stats_table(stats) if stats else ["_(not recorded)_"]
@@ -343,7 +346,8 @@ def render_card(manifest: dict[str, Any]) -> str:
     if difficulty:
         b += ["## How hard is it", "", *difficulty, ""]
     if manifest.get("scorer"):
-        from wikihow_tiir.mme.scorer import leaderboard_table, manifest_test_revision
+        from wikihow_tiir.mme.scorer import leaderboard_table
+        from wikihow_tiir.revision import manifest_test_revision
 
         board = leaderboard_table(manifest["scorer"], manifest_test_revision(manifest))
         if board:

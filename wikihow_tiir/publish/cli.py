@@ -43,16 +43,17 @@ def card(
 ) -> None:
     """Render the dataset card from manifest.json."""
     from wikihow_tiir.io import atomic_write_text
+    from wikihow_tiir.layout import card_path, manifest_path
     from wikihow_tiir.publish.card import render_card
 
     try:
-        manifest = json.loads((dataset / "manifest.json").read_text(encoding="utf-8"))
+        manifest = json.loads(manifest_path(dataset).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        _fail(f"{dataset}/manifest.json: {exc}")
+        _fail(f"{manifest_path(dataset)}: {exc}")
     text = render_card(manifest)
     if write:
-        atomic_write_text(dataset / "README.md", text)
-        typer.echo(f"wrote {dataset / 'README.md'}")
+        atomic_write_text(card_path(dataset), text)
+        typer.echo(f"wrote {card_path(dataset)}")
     else:
         typer.echo(text, nl=False)
 

@@ -29,8 +29,9 @@ import re
 from pathlib import Path
 from typing import Any
 
+from wikihow_tiir import layout
 from wikihow_tiir.io import atomic_write_text
-from wikihow_tiir.publish.manifest import DATASET_PATTERNS, dataset_files
+from wikihow_tiir.layout import DATA_PATTERNS, RELEASE_PATTERNS, SCORER_PATTERNS, release_files
 from wikihow_tiir.publish.validate import validate_dataset
 
 log = logging.getLogger(__name__)
@@ -73,8 +74,8 @@ def release_card(dataset_dir: Path, repo_id: str, version: str) -> str:
     from wikihow_tiir.publish.card import GENERATED_MARKER, render_card
 
     root = Path(dataset_dir)
-    current = (root / "README.md").read_text(encoding="utf-8")
-    manifest = json.loads((root / "manifest.json").read_text(encoding="utf-8"))
+    current = layout.card_path(root).read_text(encoding="utf-8")
+    manifest = json.loads(layout.manifest_path(root).read_text(encoding="utf-8"))
     if GENERATED_MARKER in current:
         return render_card({**manifest, "repo_id": repo_id, "release": version})
     log.warning("%s/README.md has no generated-card marker: uploading it as it is", root)
@@ -84,12 +85,12 @@ def release_card(dataset_dir: Path, repo_id: str, version: str) -> str:
 def release_scorer_card(dataset_dir: Path, repo_id: str, version: str) -> str | None:
     """The scorer's model card to upload, with the dataset's repo id and version stamped in (None: no scorer;
     a scorer card whose marker was removed is uploaded as it is)."""
-    from wikihow_tiir.mme.scorer import CARD_FILE, CARD_MARKER, SCORER_DIR, render_scorer_card
+    from wikihow_tiir.mme.scorer import CARD_MARKER, render_scorer_card
 
-    folder = Path(dataset_dir) / SCORER_DIR
-    if not (folder / CARD_FILE).is_file():
+    folder = layout.scorer_dir(dataset_dir)
+    if not (folder / layout.SCORER_CARD).is_file():
         return None
-    current = (folder / CARD_FILE).read_text(encoding="utf-8")
+    current = (folder / layout.SCORER_CARD).read_text(encoding="utf-8")
     return render_scorer_card(folder, repo_id, version) if CARD_MARKER in current else current
 
 
@@ -98,11 +99,11 @@ def publish_plan(dataset_dir: Path, repo_id: str, version: str) -> dict[str, Any
     root = Path(dataset_dir)
     card = release_card(root, repo_id, version)
     scorer_card = release_scorer_card(root, repo_id, version)
-    stamped = {"README.md": card, "scorer/README.md": scorer_card}
+    stamped = {layout.CARD: card, f"{layout.SCORER}/{layout.SCORER_CARD}": scorer_card}
     files = [{"path": p.as_posix(),
               "bytes": len(stamped[p.as_posix()].encode("utf-8")) if stamped.get(p.as_posix()) is not None
               else (root / p).stat().st_size}
-             for p in dataset_files(root)]
+             for p in release_files(root)]
     return {
         "repo_id": repo_id,
         "repo_type": "dataset",
@@ -156,7 +157,7 @@ def publish_dataset(dataset_dir: Path, repo_id: str, version: str, dry_run: bool
     token = token or get_token()
     if not token:
         raise PublishError("no Hub token: set HF_TOKEN or log in with `hf auth login`")
-    for name, text in (("README.md", plan["card"]), ("manifest.json", (root / "manifest.json").read_text("utf-8"))):
+    for name, text in ((layout.CARD, plan["card"]), (layout.MANIFEST, layout.manifest_path(root).read_text("utf-8"))):
         if token in text:
             raise PublishError(f"{name} contains the Hub token; refusing to publish it")
 
@@ -172,18 +173,18 @@ def publish_dataset(dataset_dir: Path, repo_id: str, version: str, dry_run: bool
         if tag in existing:
             raise PublishError(f"{repo_id} already has version {tag} (commit {existing[tag]}); a published "
                                "version is never moved or reused: publish a new version number")
-        if (root / "README.md").read_text(encoding="utf-8") != plan["card"]:
-            atomic_write_text(root / "README.md", plan["card"])  # the stamped card is what gets uploaded
-        scorer_card = root / "scorer" / "README.md"
+        if layout.card_path(root).read_text(encoding="utf-8") != plan["card"]:
+            atomic_write_text(layout.card_path(root), plan["card"])  # the stamped card is what gets uploaded
+        scorer_card = layout.scorer_dir(root) / layout.SCORER_CARD
         if plan["scorer_card"] is not None and scorer_card.read_text(encoding="utf-8") != plan["scorer_card"]:
             atomic_write_text(scorer_card, plan["scorer_card"])
         commit = api.upload_folder(
             repo_id=repo_id, repo_type="dataset", folder_path=str(root), revision="main",
-            allow_patterns=list(DATASET_PATTERNS),
+            allow_patterns=list(RELEASE_PATTERNS),
             # data files of the previous version that this one no longer has (e.g. another shard
             # count) must go, or the card's globs would load them alongside the new ones
             # (and so must the files of a previous version's scorer, e.g. another backbone's)
-            delete_patterns=[p for p in DATASET_PATTERNS if p.endswith(".parquet") or p.startswith("scorer/")],
+            delete_patterns=[*DATA_PATTERNS, *SCORER_PATTERNS],
             commit_message=plan["commit_message"],
             commit_description=f"wikiHow-TIIR dataset version {version} ({len(plan['files'])} files, "
                                f"{plan['total_bytes']:,} bytes).",

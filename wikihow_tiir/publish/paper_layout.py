@@ -40,9 +40,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from wikihow_tiir import layout
 from wikihow_tiir.io import atomic_write_bytes, atomic_write_json, sha256_bytes
 from wikihow_tiir.model import Document, ImageMeta, Interleaved, Qrel, Query
-from wikihow_tiir.publish.parquet import read_rows, split_files
+from wikihow_tiir.storage import read_rows
 
 log = logging.getLogger(__name__)
 
@@ -115,12 +116,13 @@ def _write_lines(path: Path, records: Iterable[dict[str, Any]]) -> int:
 def write_paper_layout(dataset_dir: Path, out_dir: Path, split: str = "test") -> dict:
     """Export a built dataset (corpus + one query split) to the paper repository's layout."""
     root, out_dir = Path(dataset_dir), Path(out_dir)
-    corpus_files = split_files(root, "corpus", "corpus")
+    corpus_files = layout.corpus_files(root)
     if not corpus_files:
-        raise FileNotFoundError(f"{root}/corpus has no Parquet files: is it a built dataset folder?")
-    query_files = split_files(root, "queries", split)
+        raise FileNotFoundError(f"{layout.config_dir(root, 'corpus')} has no Parquet files: is it a built dataset "
+                                "folder?")
+    query_files = layout.split_files(root, "queries", split)
     if not query_files:
-        raise FileNotFoundError(f"{root}/queries has no {split!r} split")
+        raise FileNotFoundError(f"{layout.config_dir(root, 'queries')} has no {split!r} split")
     out_dir.mkdir(parents=True, exist_ok=True)
     written: set[str] = set()
     counters = {"texts_ending_in_png": 0, "missing_image_bytes": 0}
@@ -371,14 +373,15 @@ def import_paper_layout(path: Path, dataset_dir: Path, split: str = "test", rows
     from wikihow_tiir.io import atomic_write_text
     from wikihow_tiir.model import SCHEMA_VERSION, TEXT_LICENSE, document_to_row, qrel_to_row, query_to_row
     from wikihow_tiir.publish.card import render_card
-    from wikihow_tiir.publish.manifest import file_entries
-    from wikihow_tiir.publish.parquet import write_sharded
+    from wikihow_tiir.storage import file_entries, write_sharded
 
     documents, queries, qrels = read_paper_layout(path, split=split)
     out = Path(dataset_dir)
-    write_sharded(out / "corpus", [document_to_row(d) for d in documents], "corpus", "corpus", rows_per_file)
-    write_sharded(out / "queries", [query_to_row(q) for q in queries], "queries", split, rows_per_file)
-    write_sharded(out / "qrels", [qrel_to_row(q) for q in qrels], "qrels", split, rows_per_file)
+    write_sharded(layout.config_dir(out, "corpus"), [document_to_row(d) for d in documents], "corpus",
+                  layout.CORPUS_SPLIT, rows_per_file)
+    write_sharded(layout.config_dir(out, "queries"), [query_to_row(q) for q in queries], "queries", split,
+                  rows_per_file)
+    write_sharded(layout.config_dir(out, "qrels"), [qrel_to_row(q) for q in qrels], "qrels", split, rows_per_file)
 
     def row(items: list[Interleaved], positives: int | None = None) -> dict[str, Any]:
         n = [c.n_images for c in items]
@@ -401,7 +404,7 @@ def import_paper_layout(path: Path, dataset_dir: Path, split: str = "test", rows
         "files": file_entries(out),
         "changelog": [f"Imported from the paper repository's layout ({Path(path).name})."],
     }
-    atomic_write_json(out / "manifest.json", manifest)
-    atomic_write_text(out / "README.md", render_card(manifest))
+    atomic_write_json(layout.manifest_path(out), manifest)
+    atomic_write_text(layout.card_path(out), render_card(manifest))
     return {"documents": len(documents), "queries": len(queries), "qrels": len(qrels), "split": split,
             "dataset_dir": str(out)}

@@ -10,7 +10,8 @@ file and what is wrong, so a refused publish tells the maintainer exactly what t
   article, every query has text and at least one qrel, every qrel points at its query's positive and
   appears once, no article has queries in two splits (the split stage's leak check), interleaved
   positions well-formed, every image decodes, no text of corpus or queries holds a control
-  character, U+FFFD or mojibake;
+  character, U+FFFD or mojibake, the derived ``text`` column equals the text positions joined (a
+  schema 1.0 build has no ``text`` column and is checked against the 1.0 features);
 * ``load_dataset(<dir>, config)`` for each config reads back exactly the rows on disk;
 * the reference scorer (``scorer/``, when the build has one): its files match the manifest's hashes, it was
   trained on this folder's corpus and train split, its test numbers are of this test split, and (with the
@@ -28,11 +29,12 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
+from wikihow_tiir import layout
 from wikihow_tiir.io import sha256_file
+from wikihow_tiir.layout import CONFIGS, data_files
 from wikihow_tiir.publish.card import HUB_LICENSE_ID, parse_card
-from wikihow_tiir.publish.manifest import CONFIGS, data_files, split_of
+from wikihow_tiir.storage import column_names, read_table, row_count
 
 MAX_LISTED = 10  # per kind of problem, so a broken build gives a readable list
 
@@ -44,7 +46,7 @@ def _limited(problems: list[str], found: list[str], what: str) -> None:
 
 
 def _check_card(root: Path, splits_on_disk: dict[str, set[str]]) -> list[str]:
-    path = root / "README.md"
+    path = layout.card_path(root)
     if not path.is_file():
         return ["README.md (the dataset card) is missing"]
     try:
@@ -73,22 +75,34 @@ def _check_card(root: Path, splits_on_disk: dict[str, set[str]]) -> list[str]:
     try:
         from datasets import Features
 
-        from wikihow_tiir.model import features
+        from wikihow_tiir.model import features, legacy_features
 
         infos = {i.get("config_name"): i for i in meta.get("dataset_info") or [] if isinstance(i, dict)}
         for config in CONFIGS:
             info = infos.get(config)
+            # a schema 1.0 build (no derived ``text`` column in its files) declares the 1.0 features
+            expected = features(config) if _has_text_column(root, config) else legacy_features(config)
             if info is None or "features" not in info:
                 problems.append(f"README.md: dataset_info declares no features for {config!r}")
-            elif Features._from_yaml_list(info["features"]) != features(config):
+            elif Features._from_yaml_list(info["features"]) != expected:
                 problems.append(f"README.md: dataset_info features of {config!r} differ from the data model")
     except Exception as exc:  # a malformed features block raises anything from KeyError to TypeError
         problems.append(f"README.md: dataset_info does not parse as datasets features ({exc})")
     return problems
 
 
+def _has_text_column(root: Path, config: str) -> bool:
+    files = layout.config_files(root, config)
+    if config == "qrels" or not files:
+        return True
+    try:
+        return "text" in column_names(files[0])
+    except Exception:  # an unreadable file is reported by the manifest check
+        return True
+
+
 def _check_manifest(root: Path) -> tuple[list[str], dict[str, Any] | None]:
-    path = root / "manifest.json"
+    path = layout.manifest_path(root)
     if not path.is_file():
         return ["manifest.json is missing"], None
     try:
@@ -114,7 +128,7 @@ def _check_manifest(root: Path) -> tuple[list[str], dict[str, Any] | None]:
         if sha256_file(p) != entry.get("sha256"):
             problems.append(f"{rel}: sha256 differs from manifest.json (file changed after the build?)")
         try:
-            rows = pq.ParquetFile(p).metadata.num_rows
+            rows = row_count(p)
         except Exception as exc:
             problems.append(f"{rel}: not a readable Parquet file ({exc})")
             continue
@@ -124,9 +138,7 @@ def _check_manifest(root: Path) -> tuple[list[str], dict[str, Any] | None]:
 
 
 def _read(root: Path, config: str, split: str, columns: list[str] | None = None) -> pa.Table:
-    files = sorted((root / config).glob(f"{split}-*.parquet"))
-    tables = [pq.read_table(f, columns=columns) for f in files]
-    return pa.concat_tables(tables) if tables else pa.table({})
+    return read_table(layout.split_files(root, config, split), columns)
 
 
 # C0 and C1 control characters (and DEL) except tab and newline: they never belong in wikiHow text and
@@ -172,6 +184,7 @@ QUERY_TEXT_FIELDS = ("texts", "image_prompts")
 def _check_rows(root: Path, splits: dict[str, set[str]]) -> list[str]:
     from PIL import Image
 
+    from wikihow_tiir.model import interleaved_text
     from wikihow_tiir.split import articles_in_several_splits
 
     problems: list[str] = []
@@ -205,6 +218,11 @@ def _check_rows(root: Path, splits: dict[str, set[str]]) -> list[str]:
         for row in table.select(["id", *fields]).to_pylist():
             found += _text_problems(row, where, fields)
         _limited(problems, found, "bad texts")
+        if "text" in table.column_names:  # derived: a tool that edited texts and kept the old text
+            stale = [f"{where}: row {row['id']!r} text is not its text positions joined with newlines "
+                     f"(the derived column is stale)" for row in table.select(["id", "text", "texts"]).to_pylist()
+                     if row["text"] != interleaved_text(row["texts"] or [])]
+            _limited(problems, stale, "stale text columns")
 
     for split in sorted(splits.get("corpus", ())):
         table = _read(root, "corpus", split)
@@ -325,10 +343,7 @@ def validate_dataset(dataset_dir: Path, check_load: bool = True) -> list[str]:
     root = Path(dataset_dir)
     if not root.is_dir():
         return [f"{root}: not a folder"]
-    splits: dict[str, set[str]] = {}
-    for rel in data_files(root):
-        config, split = split_of(rel.as_posix())
-        splits.setdefault(config, set()).add(split)
+    splits = layout.splits_on_disk(root)
     problems: list[str] = []
     for config in CONFIGS:
         if not splits.get(config):

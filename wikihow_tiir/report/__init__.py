@@ -16,9 +16,27 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from wikihow_tiir import layout
 from wikihow_tiir.io import atomic_write_text, read_jsonl
 from wikihow_tiir.model import Document, Query, document_from_row, query_from_row
-from wikihow_tiir.publish.parquet import read_rows_where, read_rows_without
+
+
+def score_thresholds() -> dict[str, tuple[str, ...]]:
+    """The settings (FilterConfig names, as in the manifest's filter thresholds) that bound each filter
+    score (a Query.scores key): the plot of a score draws these lines and no others. Named one by one in
+    the filter's check registry (matching a score to settings by its first word drew query_block_size =
+    1024 on query_image_min_distance and nothing on the rank). Read on first use, not on import:
+    importing the filter would cost every CLI start ~0.3 s."""
+    from wikihow_tiir.filter.checks import SCORE_SETTINGS
+
+    return dict(SCORE_SETTINGS)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "SCORE_THRESHOLDS":  # the name this table had as a constant
+        return score_thresholds()
+    raise AttributeError(f"module 'wikihow_tiir.report' has no attribute {name!r}")
+
 
 GALLERY_PAGE_SIZE = 12
 GALLERY_MAX_PAIRS = 240  # 20 pages
@@ -133,26 +151,31 @@ def _plots(docs: list[Document], queries: list[Query], thresholds: dict[str, Any
         vals = [q.scores[name] for q in queries if isinstance(q.scores.get(name), (int, float))]
         fig, ax = plt.subplots(figsize=(4.2, 2.8))
         ax.hist(vals, bins=20, color="#7a4f9a")
-        for key, value in thresholds.items():
-            if isinstance(value, (int, float)) and not isinstance(value, bool) and _matches(name, key):
-                ax.axvline(value, color="#c0392b", linestyle="--", label=f"{key} = {value}")
-                ax.legend(fontsize=7)
+        lines = threshold_lines(name, thresholds)
+        for key, value in lines:
+            ax.axvline(value, color="#c0392b", linestyle="--", label=f"{key} = {value}")
+        if lines:
+            ax.legend(fontsize=7)
         ax.set_title(f"filter score: {name}")
         out.append(_svg(fig))
     return out
 
 
-def _matches(score: str, threshold: str) -> bool:
-    s, t = score.lower().replace("-", "_"), threshold.lower()
-    return s.split("_")[0] in t
+def threshold_lines(score: str, thresholds: dict[str, Any]) -> list[tuple[str, float]]:
+    """``(setting, value)`` of the thresholds that bound this filter score (:func:`score_thresholds`);
+    settings that are off (None) or not numbers are left out, and an unknown score has none."""
+    return [(key, thresholds[key]) for key in score_thresholds().get(score, ())
+            if isinstance(thresholds.get(key), (int, float)) and not isinstance(thresholds.get(key), bool)]
 
 
 def _load(dataset: Path) -> tuple[list[Document], list[Query]]:
     """Every document and query without image bytes (tables and plots need none)."""
-    docs = [document_from_row(r) for r in read_rows_without(sorted((dataset / "corpus").glob("*.parquet")))]
+    from wikihow_tiir.storage import read_rows_without  # pyarrow: not at every CLI start
+
+    docs = [document_from_row(r) for r in read_rows_without(layout.corpus_files(dataset))]
     queries: list[Query] = []
     for split in ("test", "train"):
-        files = sorted((dataset / "queries").glob(f"{split}-*.parquet"))
+        files = layout.split_files(dataset, "queries", split)
         queries += [query_from_row(r, split) for r in read_rows_without(files)]
     return docs, queries
 
@@ -160,9 +183,10 @@ def _load(dataset: Path) -> tuple[list[Document], list[Query]]:
 def _with_images(dataset: Path, docs: list[Document], queries: list[Query]
                  ) -> tuple[list[Document], list[Query]]:
     """The gallery's documents and queries again, with their image bytes (a filtered read)."""
+    from wikihow_tiir.storage import read_rows_where
+
     def rows(config: str, ids: list[str]) -> dict[str, dict[str, Any]]:
-        files = sorted((dataset / config).glob("*.parquet"))
-        return {r["id"]: r for r in read_rows_where(files, "id", ids)}
+        return {r["id"]: r for r in read_rows_where(layout.config_files(dataset, config), "id", ids)}
 
     drows = rows("corpus", [d.id for d in docs])
     qrows = rows("queries", [q.id for q in queries])
@@ -170,9 +194,13 @@ def _with_images(dataset: Path, docs: list[Document], queries: list[Query]
             [query_from_row(qrows[q.id], q.split) for q in queries if q.id in qrows])
 
 
-def _rejects_section(dataset: Path) -> str:
+def _rejects_section(dataset: Path, stages: list[str] | None) -> str:
+    """The build's reject files: those of the stages the manifest counts (rejects/ may also hold files
+    of the user's, which the build leaves alone), or every .jsonl file there without a manifest count."""
     rows = []
-    for f in sorted((dataset / "rejects").glob("*.jsonl")):
+    files = (sorted(layout.reject_file(dataset, s) for s in stages) if stages is not None
+             else layout.reject_files(dataset))
+    for f in (f for f in files if f.is_file()):
         by_reason: dict[str, list[str]] = {}
         for r in read_jsonl(f):
             by_reason.setdefault(r["reason"], []).append(r["item_id"])
@@ -181,6 +209,11 @@ def _rejects_section(dataset: Path) -> str:
     if not rows:
         return "<p>Nothing was rejected.</p>"
     return _table(["stage", "reason", "count", "example ids"], rows)
+
+
+def _counted_stages(manifest: dict[str, Any]) -> list[str] | None:
+    counted = manifest.get("rejects")
+    return sorted(counted) if isinstance(counted, dict) else None
 
 
 def _funnel(manifest: dict[str, Any], n_docs: int) -> str:
@@ -267,15 +300,15 @@ def write_report(dataset_dir: str | Path, eval_dir: str | Path | None = None) ->
 
     ``eval_dir``: the output folder of `wikihow-tiir evaluate` to show (default ``DATASET/eval``)."""
     dataset = Path(dataset_dir)
-    eval_dir = Path(eval_dir) if eval_dir is not None else dataset / "eval"
-    if not eval_dir.is_dir() and eval_dir != dataset / "eval":
+    eval_dir = Path(eval_dir) if eval_dir is not None else layout.eval_dir(dataset)
+    if not eval_dir.is_dir() and eval_dir != layout.eval_dir(dataset):
         raise FileNotFoundError(f"evaluation folder {eval_dir} does not exist")
-    manifest_path = dataset / "manifest.json"
+    manifest_path = layout.manifest_path(dataset)
     if not manifest_path.is_file():
         raise FileNotFoundError(f"{dataset} has no manifest.json: is it a built dataset folder?")
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     docs, queries = _load(dataset)
-    out = dataset / "report"
+    out = layout.report_dir(dataset)
     out.mkdir(parents=True, exist_ok=True)
     # the gallery: test queries first, then train, by id; at most GALLERY_MAX_PAIRS of them, so the
     # report of a paper-scale build stays a few MB and only their pictures are read
@@ -287,7 +320,7 @@ def write_report(dataset_dir: str | Path, eval_dir: str | Path | None = None) ->
     shown = len(g_queries) if queries else len(g_docs)
     total = len(queries) if queries else len(docs)
     nav = '<nav class="pages">Gallery pages: ' + " ".join(
-        f'<a href="{"index.html" if i == 0 else f"gallery-{i + 1:03d}.html"}">{i + 1}</a>'
+        f'<a href="{layout.report_page_name(i + 1)}">{i + 1}</a>'
         for i in range(len(pages))) + "</nav>"
     stand_in = manifest.get("stand_in_images", {})
     warn = ""
@@ -296,13 +329,16 @@ def write_report(dataset_dir: str | Path, eval_dir: str | Path | None = None) ->
                 "rendered stand-ins (the real step images were not available offline).</p>")
     flt = manifest.get("filter", {})
     langs = Counter(d.lang for d in docs)
-    thresholds = flt.get("thresholds", {})
+    # the settings, and the whole-set percentile cutoff the filter computed from one of them
+    cutoff = (((flt.get("report") or {}).get("checks") or {}).get("easiness") or {}).get("thresholds", {})
+    thresholds = {**flt.get("thresholds", {}),
+                  "easiness_percentile_cutoff": cutoff.get("easiness_percentile_cutoff")}
     body = [
         f"<section><h2>Statistics</h2>{warn}{_stats_table(manifest.get('statistics', {}))}"
         f"<p>Languages: {_e(', '.join(f'{k}: {v}' for k, v in sorted(langs.items())))}</p></section>",
         f"<section><h2>Funnel</h2>{_funnel(manifest, len(docs))}</section>",
         _difficulty_section(manifest.get("difficulty") or {}),
-        f"<section><h2>Rejections</h2>{_rejects_section(dataset)}</section>",
+        f"<section><h2>Rejections</h2>{_rejects_section(dataset, _counted_stages(manifest))}</section>",
         '<section><h2>Plots</h2><div class="plots">' + "".join(_plots(docs, queries, thresholds)) + "</div></section>",
     ]
     ev = _eval_section(eval_dir)
@@ -316,11 +352,11 @@ def write_report(dataset_dir: str | Path, eval_dir: str | Path | None = None) ->
     sub = (f"{len(docs)} documents · {len(queries)} queries · source: "
            f"{manifest.get('sources', {}).get('kind', '?')} · wikihow-tiir "
            f"{manifest.get('created_by', {}).get('version', '?')}")
-    index = out / "index.html"
+    index = layout.report_index(dataset)
     atomic_write_text(index, _page(title, sub, "".join(body) + gallery_head + pages[0] + "</section>", search=True))
-    for old in out.glob("gallery-*.html"):
+    for old in layout.report_gallery_pages(dataset):
         old.unlink()
     for i, chunk in enumerate(pages[1:], start=2):
-        atomic_write_text(out / f"gallery-{i:03d}.html",
+        atomic_write_text(out / layout.report_page_name(i),
                           _page(title, f"gallery page {i}", gallery_head + chunk + "</section>", search=True))
     return index

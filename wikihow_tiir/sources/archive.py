@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from wikihow_tiir.errors import WikihowTiirError
 from wikihow_tiir.io import atomic_write_bytes, atomic_write_text, dumps, sha256_bytes
 
 INDEX = "index.jsonl"
@@ -86,12 +87,10 @@ _FIELD_TYPES: dict[str, type] = {
 _JSON_TYPES = {str: "string", int: "number", dict: "object", bool: "boolean"}
 
 
-class ArchiveError(Exception):
+class ArchiveError(WikihowTiirError):
     """The archive cannot give something back; ``reason`` is a short machine-friendly code."""
 
-    def __init__(self, message: str, reason: str = "archive-error"):
-        super().__init__(message)
-        self.reason = reason
+    reason = "archive-error"
 
 
 @dataclass(frozen=True, slots=True)

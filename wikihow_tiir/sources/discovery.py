@@ -18,6 +18,7 @@ from pathlib import Path
 from urllib.parse import quote, unquote, urlencode, urlsplit
 
 from wikihow_tiir.config import CrawlConfig
+from wikihow_tiir.errors import WikihowTiirError
 from wikihow_tiir.sources.http import FetchResult, PoliteClient
 
 _SM = "{http://www.sitemaps.org/schemas/sitemap/0.9}"
@@ -26,8 +27,10 @@ _NON_ARTICLE = ("Special:", "Category:", "User:", "Talk:", "File:", "Image:", "T
 _MAX_XML_BYTES = 64 * 1024 * 1024  # uncompressed sitemap cap (the protocol's limit is 50 MB)
 
 
-class DiscoveryError(RuntimeError):
+class DiscoveryError(WikihowTiirError, RuntimeError):
     """Discovery could not produce a complete URL list (fails closed: no partial snapshot)."""
+
+    reason = "discovery-failed"
 
 
 @dataclass(slots=True)

@@ -40,7 +40,6 @@ from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from fnmatch import fnmatchcase
 from urllib.parse import urljoin, urlsplit
 
@@ -52,6 +51,8 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
 from wikihow_tiir.config import CrawlConfig
+from wikihow_tiir.errors import WikihowTiirError
+from wikihow_tiir.retry_after import retry_after_s
 from wikihow_tiir.sources.robots import RobotsRules
 
 # Reasons worth another try on a later attempt or a later run; everything else is final.
@@ -69,8 +70,10 @@ _HTML_TAIL = 4096  # the end tag must be in the last 4 KiB (a comment or whitesp
 _DNS_TTL_S = 300.0
 
 
-class CrawlSetupError(ValueError):
+class CrawlSetupError(WikihowTiirError, ValueError):
     """The crawl configuration is not fit for a live crawl (no contact address, bad allowlist ...)."""
+
+    reason = "crawl-setup"
 
 
 def now_iso() -> str:
@@ -123,23 +126,6 @@ def _crawl_delay_gap(rules: RobotsRules) -> float:
 def _origin(url: str) -> str:
     parts = urlsplit(url.strip())
     return f"{parts.scheme}://{parts.netloc}".lower()
-
-
-def _retry_after_s(value: str | None) -> float | None:
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 _PEER_REFUSED = "not a public address"
@@ -239,7 +225,7 @@ class PoliteClient:
             res.attempts = attempt + 1
             wait = self._pause_s(res) if res.status == 429 else None  # the host is paused already
             if wait is not None and wait > cfg.max_backoff_s:  # a longer break than we may wait: give up now
-                has_header = _retry_after_s(res.headers.get("retry-after")) is not None
+                has_header = retry_after_s(res.headers.get("retry-after")) is not None
                 asked = "Retry-After" if has_header else "pause_on_429_s"
                 res.detail = (f"429 with a {wait:.0f}s pause ({asked}), more than max_backoff_s "
                               f"({cfg.max_backoff_s:g}s): the host was paused {cfg.max_backoff_s:g}s instead")
@@ -355,7 +341,7 @@ class PoliteClient:
         return None
 
     def _pause_s(self, res: FetchResult) -> float:
-        wait = _retry_after_s(res.headers.get("retry-after"))
+        wait = retry_after_s(res.headers.get("retry-after"))
         return self.cfg.pause_on_429_s if wait is None else wait
 
     def _pause_host(self, host: _Host, netloc: str, wanted: float) -> None:

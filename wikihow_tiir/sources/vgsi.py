@@ -25,18 +25,17 @@ from typing import Any
 from urllib.parse import quote
 
 from wikihow_tiir.config import VgsiConfig
+from wikihow_tiir.errors import WikihowTiirError
 from wikihow_tiir.io import sha256_bytes
 from wikihow_tiir.model import Article, Media, Reject, Section, Step
 
 _IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp")
 
 
-class VgsiError(ValueError):
+class VgsiError(WikihowTiirError, ValueError):
     """Bad VGSI input, with the file, line and reason."""
 
-    def __init__(self, message: str, reason: str):
-        super().__init__(message)
-        self.reason = reason
+    reason = "bad-vgsi-input"
 
 
 def _goal_title(goal: str) -> str:

@@ -31,6 +31,8 @@ from itertools import chain
 
 import numpy as np
 
+from wikihow_tiir.errors import WikihowTiirError
+
 RECALL_AT = (1, 5, 20, 100)
 MRR_AT = (5, 10, 20)
 NDCG_AT = (5, 10, 20)
@@ -42,8 +44,10 @@ Qrels = Mapping[str, Mapping[str, int]]
 Run = Mapping[str, Mapping[str, float]]
 
 
-class MetricsInputError(ValueError):
+class MetricsInputError(WikihowTiirError, ValueError):
     """Qrels or a run that cannot be scored without giving a wrong number."""
+
+    reason = "bad-metrics-input"
 
 
 @dataclass(slots=True)

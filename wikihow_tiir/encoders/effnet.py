@@ -166,7 +166,7 @@ def embed_images(images: Sequence, batch_size: int = 4, size: int = IMAGE_SIZE,
                  model: EfficientNetLite0 | None = None) -> np.ndarray:
     """Pooled 1280-d float32 embeddings of PIL images or encoded bytes (not normalized).
 
-    Batches of 4 are the fastest on 2 CPU threads (larger batches get slower, research/offline.md).
+    Batches of 4 were the fastest on 2 CPU threads (larger batches got slower).
     """
     model = model or load_efficientnet_lite0()
     out = np.zeros((len(images), EMBED_DIM), dtype=np.float32)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,14 +21,13 @@ from typing import Any
 import yaml
 
 from wikihow_tiir.config import REPO_ROOT
+from wikihow_tiir.errors import WikihowTiirError
 from wikihow_tiir.io import sha256_bytes
 
 
 def _prompts_dir() -> Path:
     """The checkout's ``prompts/`` (editable installs, the repository), else the copy a wheel
     installs under ``<prefix>/share/wikihow-tiir/prompts``."""
-    import sys
-
     for cand in (REPO_ROOT / "prompts", Path(sys.prefix) / "share" / "wikihow-tiir" / "prompts"):
         if cand.is_dir():
             return cand
@@ -36,7 +36,7 @@ def _prompts_dir() -> Path:
 
 PROMPTS_DIR = _prompts_dir()
 # the template each stage uses (name -> version); bump the version for a new file, keep the old
-VERSIONS = {"caption": 1, "write": 1, "visualize": 1, "repair": 1, "render": 1, "offline_extractive": 2,
+VERSIONS = {"caption": 1, "write": 2, "visualize": 1, "repair": 1, "render": 1, "offline_extractive": 2,
             "judge_answerability": 1}
 
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
@@ -72,18 +72,31 @@ def as_data(text: str) -> str:
     return _TAGS.sub(lambda m: m.group(0).replace("<", "‹").replace(">", "›"), text)
 
 
+class PromptError(WikihowTiirError, ValueError):
+    """A template that is missing or not one (an edited prompt with a YAML mistake, say)."""
+
+    reason = "bad-prompt"
+
+
 @functools.cache
 def load_prompt(name: str, version: int | None = None, directory: Path | None = None) -> Prompt:
+    """Template ``name`` (at its version in :data:`VERSIONS`), or a :class:`PromptError` saying what is wrong."""
     version = VERSIONS[name] if version is None else version
     path = (directory or PROMPTS_DIR) / f"{name}.v{version}.yaml"
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise FileNotFoundError(f"prompt template {path} not found: prompts/ ships with the repository "
-                                "and in the wheel (<prefix>/share/wikihow-tiir/prompts)") from None
-    data = yaml.safe_load(raw.decode("utf-8"))
-    if not isinstance(data, dict) or data.get("name") != name or int(data.get("version", -1)) != version:
-        raise ValueError(f"{path}: name/version inside the file do not match its file name")
+        raise PromptError(f"prompt template {path} not found: prompts/ ships with the repository "
+                          "and in the wheel (<prefix>/share/wikihow-tiir/prompts)", "missing-prompt") from None
+    try:
+        data = yaml.safe_load(raw.decode("utf-8"))
+    except (UnicodeDecodeError, yaml.YAMLError) as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        what = "not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else f"not valid YAML: {exc.problem}{at}"
+        raise PromptError(f"prompt template {path}: {what}") from None
+    if not isinstance(data, dict) or data.get("name") != name or data.get("version") != version:
+        raise PromptError(f"{path}: name/version inside the file do not match its file name")
     return Prompt(name=name, version=version, sha256=sha256_bytes(raw), data=data)
 
 

@@ -1,4 +1,4 @@
-"""Read one split of a dataset for scoring: ours (DESIGN.md §5), a Hub id, or the paper's layout.
+"""Read one split of a dataset for scoring: ours (a build's Parquet configs), a Hub id, or the paper's layout.
 
 Everything that would give a silently wrong number is refused here with the ids named: duplicate
 document or query ids, qrels pointing at documents or queries that do not exist, queries without a
@@ -14,13 +14,24 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from wikihow_tiir.errors import WikihowTiirError
+from wikihow_tiir.layout import (
+    DATASET_PATTERNS,
+    config_dir,
+    corpus_files,
+    manifest_path,
+    split_files,
+    splits_on_disk,
+)
 from wikihow_tiir.model import Document, Qrel, Query, document_from_row, query_from_row
 
 HUB_ID = re.compile(r"^(?P<repo>[A-Za-z0-9][\w.-]*/[\w.-]+)(?:@(?P<rev>[\w./-]+))?$")
 
 
-class DatasetError(ValueError):
+class DatasetError(WikihowTiirError, ValueError):
     """A dataset that cannot be scored as it is; the message names the offending ids or files."""
+
+    reason = "bad-dataset"
 
 
 def show_ids(items: Sequence[str], limit: int = 10) -> str:
@@ -52,34 +63,30 @@ class Records:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def batches(self, batch_size: int = 64, images: bool = True) -> Iterator[list]:
-        """Lists of Documents/Queries in id-list order; without ``images`` the image bytes are None."""
+    def batches(self, batch_size: int = 64, images: bool = True, check: bool = True) -> Iterator[list]:
+        """Lists of Documents/Queries in id-list order; without ``images`` the image bytes are None.
+        ``check=False`` passes items with missing image bytes through (the caller reports them)."""
+        images_checked = images and check
         if self._items is not None:
             for start in range(0, len(self._items), batch_size):
                 batch = list(self._items[start:start + batch_size])
-                if images:
+                if images_checked:
                     check_images(batch, self.kind)
                 yield batch
             return
-        import pyarrow.parquet as pq
+        from wikihow_tiir.storage import read_batches
 
         convert = document_from_row if self.kind == "documents" else (lambda r: query_from_row(r, self.split))
         pending: list = []
-        for path in self.paths:
-            pf = pq.ParquetFile(path)
-            columns = None if images else [c for c in pf.schema_arrow.names if c != "images"]
-            for batch in pf.iter_batches(batch_size=batch_size, columns=columns):
-                for row in batch.to_pylist():
-                    if not images:
-                        row["images"] = [None] * len(row["texts"])
-                    pending.append(convert(row))
-                while len(pending) >= batch_size:
-                    out, pending = pending[:batch_size], pending[batch_size:]
-                    if images:
-                        check_images(out, self.kind)
-                    yield out
+        for rows in read_batches(self.paths, batch_size, skip=None if images else "images"):
+            pending.extend(convert(row) for row in rows)
+            while len(pending) >= batch_size:
+                out, pending = pending[:batch_size], pending[batch_size:]
+                if images_checked:
+                    check_images(out, self.kind)
+                yield out
         if pending:
-            if images:
+            if images_checked:
                 check_images(pending, self.kind)
             yield pending
 
@@ -158,8 +165,9 @@ def resolve_dataset(dataset: str | Path) -> tuple[Path, str | None]:
     repo, rev = m["repo"], m["rev"]
     try:
         local = snapshot_download(repo_id=repo, repo_type="dataset", revision=rev,
-                                  allow_patterns=["corpus/*", "queries/*", "qrels/*", "README.md", "manifest.json",
-                                                  "*.jsonl", "doc_images/*", "query_images/*"])
+                                  # our layout, or the paper's (its .jsonl files and image folders)
+                                  allow_patterns=[*DATASET_PATTERNS, "*.jsonl", "doc_images/*",
+                                                  "query_images/*"])
     except (LocalEntryNotFoundError, OfflineModeIsEnabled) as exc:
         raise DatasetError(f"dataset {repo}{'@' + rev if rev else ''} is no local folder, is not in the local "
                            f"Hugging Face cache and the Hub cannot be reached (offline: HF_HUB_OFFLINE=1 or no "
@@ -170,7 +178,7 @@ def resolve_dataset(dataset: str | Path) -> tuple[Path, str | None]:
 
 
 def _manifest_revision(root: Path) -> str | None:
-    manifest = root / "manifest.json"
+    manifest = manifest_path(root)
     if not manifest.exists():
         return None
     from wikihow_tiir.io import sha256_file
@@ -185,26 +193,26 @@ def load_split(dataset: str | Path, split: str = "test", layout: str = "ours") -
         return _load_paper(root, split, rev)
     if layout != "ours":
         raise DatasetError(f"unknown layout {layout!r}; choose 'ours' or 'paper'")
-    from wikihow_tiir.publish.parquet import read_rows, split_files
+    from wikihow_tiir.storage import read_rows
 
-    corpus_files = sorted((root / "corpus").glob("*.parquet"))
-    if not corpus_files:
+    doc_files = corpus_files(root)
+    if not doc_files:
         hint = " (it looks like the paper's layout: pass --layout paper)" if (root / "docs.jsonl").exists() else ""
         raise DatasetError(f"{root}: no corpus/*.parquet files{hint}")
     query_files = split_files(root, "queries", split)
     qrel_files = split_files(root, "qrels", split)
     if not query_files:
-        found = sorted({p.name.split("-")[0] for p in (root / "queries").glob("*.parquet")})
+        found = sorted(splits_on_disk(root).get("queries", ()))
         raise DatasetError(f"split {split!r} has no queries in {root} (splits found: {found or 'none'})")
     if not qrel_files:
-        raise DatasetError(f"split {split!r} has no qrels files in {root / 'qrels'}")
-    doc_ids = [r["id"] for r in read_rows(corpus_files, columns=["id"])]
+        raise DatasetError(f"split {split!r} has no qrels files in {config_dir(root, 'qrels')}")
+    doc_ids = [r["id"] for r in read_rows(doc_files, columns=["id"])]
     query_ids = [r["id"] for r in read_rows(query_files, columns=["id"])]
     from wikihow_tiir.model import qrel_from_row
 
     qrels = qrels_dict([qrel_from_row(r) for r in read_rows(qrel_files)])
     validate(doc_ids, query_ids, qrels, split, str(root))
-    return EvalSplit(split=split, documents=Records("documents", doc_ids, paths=corpus_files),
+    return EvalSplit(split=split, documents=Records("documents", doc_ids, paths=doc_files),
                      queries=Records("queries", query_ids, paths=query_files, split=split), qrels=qrels,
                      source=str(dataset), revision=rev or _manifest_revision(root))
 
@@ -228,6 +236,33 @@ def _load_paper(root: Path, split: str, rev: str | None) -> EvalSplit:
     return EvalSplit(split=split, documents=Records("documents", doc_ids, items=documents),
                      queries=Records("queries", [q.id for q in chosen], items=chosen, split=split), qrels=qd,
                      source=str(root), revision=rev, notes=["paper layout"])
+
+
+# ISO 639-1 (our ``lang``) -> MTEB's ISO 639-3 + script, for the languages wikiHow is written in
+_MTEB_LANGS = {
+    "ar": "ara-Arab", "cs": "ces-Latn", "de": "deu-Latn", "en": "eng-Latn", "es": "spa-Latn", "fr": "fra-Latn",
+    "hi": "hin-Deva", "id": "ind-Latn", "it": "ita-Latn", "ja": "jpn-Jpan", "ko": "kor-Hang", "nl": "nld-Latn",
+    "pt": "por-Latn", "ru": "rus-Cyrl", "th": "tha-Thai", "tr": "tur-Latn", "vi": "vie-Latn", "zh": "zho-Hans",
+}
+
+
+def mteb_language(lang: str) -> str:
+    """``ja`` -> ``jpn-Jpan``; a code we do not know is kept as it is (never guessed)."""
+    base = (lang or "").split("-")[0].split("_")[0].lower()
+    return _MTEB_LANGS.get(base, lang or "und")
+
+
+def _record_langs(records: Records) -> set[str]:
+    if records._items is not None:
+        return {it.lang for it in records._items}
+    from wikihow_tiir.storage import column_values
+
+    return set(column_values(records.paths, "lang"))
+
+
+def languages(ev: EvalSplit) -> list[str]:
+    """The MTEB language codes of the split's queries and the corpus, sorted (from the data, not assumed)."""
+    return sorted({mteb_language(x) for x in _record_langs(ev.queries) | _record_langs(ev.documents) if x})
 
 
 def describe(ev: EvalSplit) -> dict:
