@@ -762,7 +762,9 @@ def run_build(cfg: BuildConfig, output: Path, map_shards: MapFn | None = None,
         raise BuildError(f"the stored audit decisions cannot be applied: {exc}") from None
     # after the audit: the scorer's test numbers are those of the final test split
     if cfg.scorer.enabled:
-        scorer = map_shards(functools.partial(run_scorer_shard, cfg, output), [SCORER_SPEC])[0]
+        # run here, the stage's messages go to this build's log; as a Prefect task (which runs the
+        # stage's task, not this function), to the module's logger
+        scorer = map_shards(functools.partial(run_scorer_shard, cfg, output, log_to=log), [SCORER_SPEC])[0]
     else:
         scorer = remove_scorer(output)
     card = record_scorer(output, scorer, log) or card
@@ -788,13 +790,14 @@ def run_build(cfg: BuildConfig, output: Path, map_shards: MapFn | None = None,
 SCORER_SPEC = ShardSpec("scorer", 0, ())
 
 
-def run_scorer_shard(cfg: BuildConfig, output: Path, spec: ShardSpec = SCORER_SPEC) -> dict[str, Any]:
+def run_scorer_shard(cfg: BuildConfig, output: Path, spec: ShardSpec = SCORER_SPEC,
+                     log_to: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Train (or keep) the reference MME scorer and score it: ``scorer/`` (``wikihow_tiir.mme.scorer``).
     Returns the manifest's ``scorer`` section. Its own fingerprints keep an unchanged scorer untrained."""
     from wikihow_tiir.evaluate.scorer_numbers import score_numbers
     from wikihow_tiir.mme.scorer import run_scorer_stage
 
-    return run_scorer_stage(cfg, Path(output), score_numbers, log=log.info)
+    return run_scorer_stage(cfg, Path(output), score_numbers, log=log_to or log.info)
 
 
 def remove_scorer(output: Path) -> dict[str, Any]:

@@ -174,6 +174,7 @@ def _error_cases():
     from wikihow_tiir.audit.decisions import AuditError
     from wikihow_tiir.evaluate.clip import ModelUnavailableError
     from wikihow_tiir.evaluate.search import EmbeddingError
+    from wikihow_tiir.mme.scorer import ScorerError
     from wikihow_tiir.retrieval.dataset import DatasetError
     from wikihow_tiir.retrieval.metrics import MetricsInputError
     from wikihow_tiir.sources.archive import ArchiveError
@@ -190,7 +191,8 @@ def _error_cases():
             (MetricsInputError("empty qrels"), "bad-metrics-input"),
             (EmbeddingError("NaN vectors"), "bad-embeddings"),
             (ModelUnavailableError("no weights"), "model-unavailable"),
-            (AuditError("unknown pair"), "bad-audit")]
+            (AuditError("unknown pair"), "bad-audit"),
+            (ScorerError("released without a reference scorer"), "no-scorer")]
 
 
 def test_every_areas_bad_input_error_is_a_wikihow_tiir_error_with_reason_and_detail():

@@ -37,8 +37,7 @@ def write_split_dataset(out: Path, n_docs: int = 10, n_test: int = 3, image_size
     from wikihow_tiir.mme.synthetic import make_items
     from wikihow_tiir.model import document_to_row, qrel_to_row, query_to_row
     from wikihow_tiir.publish.card import render_card
-    from wikihow_tiir.storage import file_entries
-    from wikihow_tiir.storage import write_sharded
+    from wikihow_tiir.storage import file_entries, write_sharded
 
     docs, queries, qrels = make_items(n_docs, images_per_doc=2, image_size=image_size, permute=False)
     write_sharded(out / "corpus", [document_to_row(d) for d in docs], "corpus", "corpus")

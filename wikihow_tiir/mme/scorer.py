@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from wikihow_tiir import layout
+from wikihow_tiir.errors import WikihowTiirError
 from wikihow_tiir.io import atomic_write_json, atomic_write_text, stable_hash
 from wikihow_tiir.resume import file_entry as _file_entry
 from wikihow_tiir.resume import file_problem
@@ -48,8 +49,10 @@ STAND_IN_NOTE = ("a CPU stand-in for the paper's model: all-MiniLM-L6-v2 (22M pa
                  "image features, not DeepSeek-VL (1.98B); its numbers are not comparable with the paper's")
 
 
-class ScorerError(ValueError):
+class ScorerError(WikihowTiirError, ValueError):
     """No scorer where one was asked for, or one that cannot be used; the message says what to do."""
+
+    reason = "no-scorer"
 
 
 # --------------------------------------------------------------------------- what the scorer was made from
@@ -375,6 +378,12 @@ def resolve_scorer(source: str | Path) -> Path:
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled
 
     repo, rev = m["repo"], m["rev"]
+    import logging
+
+    # a release without scorer/ makes huggingface_hub log "No files matched ..."; our error says it better
+    quiet = logging.getLogger("huggingface_hub._snapshot_download")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
     try:
         local = Path(snapshot_download(repo_id=repo, repo_type="dataset", revision=rev,
                                        allow_patterns=list(layout.SCORER_PATTERNS)))
@@ -383,6 +392,8 @@ def resolve_scorer(source: str | Path) -> Path:
                           f"reached (offline: HF_HUB_OFFLINE=1 or no network) ({exc})") from exc
     except HfHubHTTPError as exc:
         raise ScorerError(f"the scorer of {source} could not be downloaded: {exc}") from exc
+    finally:
+        quiet.setLevel(level)
     if not (layout.scorer_dir(local) / CONFIG_FILE).is_file():
         raise ScorerError(f"{source} was released without a reference scorer ({SCORER_DIR}/ is missing); pass "
                           "--model mme:CHECKPOINT to score a checkpoint of your own")
