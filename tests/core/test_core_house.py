@@ -165,6 +165,10 @@ def test_mme_specs_are_found_through_the_registry():
 
     assert (family.prefix, arg, family.build, family.sweep) == ("mme", "runs/ckpt", factory.build, factory.sweep)
     assert registry.family("bm25") is None and registry.family("nope:x") is None
+    # bare `mme`: the scorer released with the dataset being scored, through the same family
+    assert registry.family("mme") == (family, "") and family.bare
+    with pytest.raises(ValueError, match="--model mme is the scorer released with the dataset: give --dataset"):
+        family.build("", registry.ModelOptions())
 
 
 # ---------------------------------------------------------------- errors and settings
