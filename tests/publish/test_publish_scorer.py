@@ -57,7 +57,7 @@ def test_the_build_leaves_the_scorer_and_a_leaderboard(bundled_build_scored):
     config, results = _json(folder / "config.json"), _json(folder / "results.json")
     sc = config["scorer"]
     assert config["backbone"] == "mme-mini" and sc["stand_in"] is True and sc["trained_ns"] == [1, 2, 3]
-    assert sc["strategy"] == "mean" and sc["steps"] == 6 and sc["training_pairs"] == 38
+    assert sc["strategy"] == "mean" and sc["steps"] == 2 and sc["training_pairs"] == 38
     assert sc["dataset_revision"] == train_identity(root)["revision"]
     assert sc["recipe"]["lr"] == 5e-5 and sc["recipe"]["projector_lr"] == 2e-4  # mme-mini's fresh projector
     assert set(results["mme"]["per_n"]) == {"1", "2", "3", "4", "6", "12"}
@@ -165,7 +165,8 @@ def test_a_rebuild_keeps_the_scorer_and_rescores_after_the_audit(bundled_build_s
 
     root = Path(shutil.copytree(bundled_build_scored, tmp_path / "sample"))
     weights = (root / "scorer" / "model.safetensors").read_bytes()
-    cfg = load_config(overrides=[f'source.archive="{sample_archive}"'])
+    # the fixture's settings (tests/conftest.py, SCORED_FIXTURE_SETTINGS): the same scorer, so not retrained
+    cfg = load_config(overrides=[f'source.archive="{sample_archive}"', "scorer.epochs=1"])
     logs: list[str] = []
     run_build(cfg, root, log=logs.append)
     assert "scorer: unchanged, not retrained" in logs and "scorer: test numbers unchanged" in logs
