@@ -93,7 +93,9 @@ def test_publish_dry_run_lists_the_scorer(bundled_build_scored, tmp_path, monkey
     assert result.exit_code == 0, result.output
     for name in sorted(SCORER_FILES):
         assert f"scorer/{name}" in result.output
-    assert "work/" not in result.output
+    listed = [line.split()[0] for line in result.output.split("----- dataset card")[0].splitlines()
+              if line.startswith("  ") and "/" in line]
+    assert listed and not [p for p in listed if not p.startswith(("corpus/", "queries/", "qrels/", "scorer/"))]
 
 
 def test_a_release_carries_the_scorer_and_evaluate_mme_reproduces_the_builds_numbers(
