@@ -73,6 +73,10 @@ def _query_shard(cfg_json: dict[str, Any], output: str, spec: build.ShardSpec) -
     return build.run_shard("queries", BuildConfig.model_validate(cfg_json), output, spec)
 
 
+def _scorer(cfg_json: dict[str, Any], output: str, spec: build.ShardSpec) -> dict[str, Any]:
+    return build.run_scorer_shard(BuildConfig.model_validate(cfg_json), Path(output), spec)
+
+
 @functools.cache
 def _tasks() -> dict[str, Any]:
     """The Prefect tasks, made on first use (Prefect loads only when a build runs). A shard is written
@@ -83,7 +87,9 @@ def _tasks() -> dict[str, Any]:
     return {"corpus": task(name="corpus-shard", task_run_name="corpus-{spec.name}", retries=1,
                            retry_delay_seconds=2, cache_policy=NO_CACHE)(_corpus_shard),
             "queries": task(name="query-shard", task_run_name="queries-{spec.name}", retries=1,
-                            retry_delay_seconds=2, cache_policy=NO_CACHE)(_query_shard)}
+                            retry_delay_seconds=2, cache_policy=NO_CACHE)(_query_shard),
+            # no retry: a killed training resumes from its own checkpoint when the build re-runs
+            "scorer": task(name="scorer", task_run_name="scorer", retries=0, cache_policy=NO_CACHE)(_scorer)}
 
 
 def _prefect_step(name: str, fn):

@@ -910,6 +910,17 @@ def _build(cfg: BuildConfig, output: Path, target: str | Path, map_shards: MapFn
         raise BuildError(f"the stored audit decisions cannot be applied: {exc}") from None
     if audited is not None and prev is not None:
         manifest = _update_changes(output, prev)  # the audit dropped test pairs: count them too
+    # after the audit: the scorer's test numbers are those of the final test split
+    if cfg.scorer.enabled:
+        # run here, the stage's messages go to this build's log; as a Prefect task (which runs the
+        # stage's task, not this function), to the module's logger
+        if str(target) == str(output):
+            scorer = map_shards(functools.partial(run_scorer_shard, cfg, output, log_to=log), [SCORER_SPEC])[0]
+        else:  # a build on object storage: train in the flow's local copy, pushed with the rest at the end
+            scorer = step("scorer", lambda: run_scorer_shard(cfg, output, log_to=log))
+    else:
+        scorer = remove_scorer(output)
+    card = record_scorer(output, scorer, log) or card
     from wikihow_tiir.publish.validate import validate_dataset
 
     # a quick check (the full load_dataset read-back is `wikihow-tiir validate`); problems are reported,
@@ -943,6 +954,44 @@ def _update_changes(output: Path, prev: Any) -> dict[str, Any]:
     atomic_write_json(layout.manifest_path(output), manifest)
     _write_card(output, manifest)
     return manifest
+
+
+# --------------------------------------------------------------------------- the reference scorer
+
+SCORER_SPEC = ShardSpec("scorer", 0, ())
+
+
+def run_scorer_shard(cfg: BuildConfig, output: Path, spec: ShardSpec = SCORER_SPEC,
+                     log_to: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Train (or keep) the reference MME scorer and score it: ``scorer/`` (``wikihow_tiir.mme.scorer``).
+    Returns the manifest's ``scorer`` section. Its own fingerprints keep an unchanged scorer untrained."""
+    from wikihow_tiir.evaluate.scorer_numbers import score_numbers
+    from wikihow_tiir.mme.scorer import run_scorer_stage
+
+    return run_scorer_stage(cfg, Path(output), score_numbers, log=log_to or log.info)
+
+
+def remove_scorer(output: Path) -> dict[str, Any]:
+    """``scorer.enabled`` is false: no ``scorer/`` in the dataset (one of an earlier build would be stale)."""
+    import shutil
+
+    shutil.rmtree(layout.scorer_dir(output), ignore_errors=True)
+    return {"skipped": "disabled (scorer.enabled is false, or --no-scorer)"}
+
+
+def record_scorer(output: Path, section: dict[str, Any], log: Callable[[str], None]) -> str | None:
+    """Put the scorer's section into manifest.json and re-render the card (its leaderboard)."""
+    path = layout.manifest_path(output)
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    manifest["scorer"] = section
+    atomic_write_json(path, manifest)
+    if section.get("skipped"):
+        log(f"scorer: none ({section['skipped']})")
+    else:
+        best = next(r for r in section["leaderboard"] if r.get("kind") == "scorer")
+        log(f"scorer: {best['model']} nDCG@10 {100 * best['ndcg_at_10']:.2f} on {section['test_queries']} test "
+            f"queries over {section['corpus_documents']} documents")
+    return _write_card(output, manifest)
 
 
 def _merge_generation_stats(qstats: list[dict[str, Any]]) -> dict[str, Any]:

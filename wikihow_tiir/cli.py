@@ -122,6 +122,7 @@ def build(
     dask_address: str | None = typer.Option(None, help="Existing Dask scheduler, e.g. tcp://host:8786."),
     set_: list[str] = typer.Option([], "--set", help="Override any setting: --set filter.relevance_min=0.3"),
     no_queries: bool = typer.Option(False, help="Stop after the corpus."),
+    no_scorer: bool = typer.Option(False, help="Skip the reference scorer (no scorer/ folder, no leaderboard)."),
     force: bool = typer.Option(False, "--force", help="Build into a non-empty folder that is not a wikihow-tiir "
                                "build (its README.md is replaced by the card; other files are left alone)."),
     previous: str | None = typer.Option(None, "--previous", help="The previous version (a folder, URL or "
@@ -150,6 +151,8 @@ def build(
             overrides.append(f"{key}={json.dumps(str(value)) if isinstance(value, Path | str) else value}")
     if no_queries:
         overrides.append("generate.enabled=false")
+    if no_scorer:
+        overrides.append("scorer.enabled=false")
     try:
         cfg = load_config(config, profile=profile, overrides=overrides)  # a ConfigError is one line
         from flows.build_dataset import build_dataset  # the `flows` package is installed beside this one

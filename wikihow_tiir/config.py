@@ -287,6 +287,34 @@ class DifficultyConfig(_Section):
     max_text_only_recall_at_1: float = Field(0.6, ge=0, le=1)
 
 
+class ScorerConfig(_Section):
+    """The reference MME scorer trained and scored by every build (``wikihow_tiir.mme.scorer``): trained on
+    the train split, scored with the offline baselines on the test split, written to ``scorer/`` and
+    released with the data. The defaults are the paper's recipe (§3) on the CPU stand-in backbone."""
+
+    enabled: bool = True
+    # mme-mini (offline, CPU) or an MLLM hub id / folder (DeepSeek-VL, Qwen2-VL, Qwen2.5-VL; meant for a GPU)
+    backbone: str = "mme-mini"
+    strategy: Literal["mean", "mrl", "rand", "dpr"] = "mean"  # dpr: the full grid only (the paper's DPR row)
+    epochs: int = Field(3, ge=1)
+    batch_size: int = Field(32, ge=1)  # pairs per optimizer step; in-batch negatives span all of them
+    micro_batch_size: int = Field(8, ge=1)  # sequences per forward pass (memory only: the loss is the batch's)
+    lr: float = Field(5e-5, gt=0)  # every pretrained part, a pretrained aligner/merger included
+    projector_lr: float | None = Field(None, gt=0)  # None: 2e-4 for mme-mini's fresh projector, else ``lr``
+    # None: N <= 3 on CPU (the paper's best region), every N of the grid on a GPU
+    train_ns: list[int] | None = None
+    hard_negatives: Literal["random", "minilm-top-k"] = "random"  # random: as the paper samples it
+    hard_negative_k: int = Field(5, ge=1)  # pool of minilm-top-k
+    seed: int = 0
+    image_size: int | None = None  # None: the backbone's own (mme-mini 384 px: a 12 x 12 grid)
+    vision_cache_mb: int = Field(1024, ge=1)  # frozen vision features kept in memory, least recently used out
+    threads: int | None = Field(None, ge=1)  # torch CPU threads while the scorer trains; None: torch's default
+    # bf16 autocast (fp32 weights) on CUDA and on CPUs with native bf16 (AVX512-BF16, AMX), else fp32
+    precision: Literal["auto", "bf16", "fp32"] = "auto"
+    device: str | None = None  # None: CUDA when available, else CPU
+    baselines: list[str] = Field(default_factory=lambda: ["bm25", "minilm", "fusion-effnet"])
+
+
 class OutputConfig(_Section):
     rows_per_file: int = Field(1000, ge=1)  # rows per Parquet file of corpus/, queries/ and qrels/
 
@@ -328,6 +356,7 @@ class BuildConfig(_Section):
     filter: FilterConfig = Field(default_factory=FilterConfig)
     split: SplitConfig = Field(default_factory=SplitConfig)
     difficulty: DifficultyConfig = Field(default_factory=DifficultyConfig)
+    scorer: ScorerConfig = Field(default_factory=ScorerConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
     runner: RunnerConfig = Field(default_factory=RunnerConfig)
 

@@ -10,7 +10,8 @@
   report/index.html, report/gallery-NNN.html    the build report
   audit/{decisions,applied,stale}.jsonl         people's decisions (`wikihow-tiir audit --apply`)
   eval/                                         `make evaluate`'s output (`wikihow-tiir evaluate -o`)
-  scorer/                                       the scorer stage's output
+  scorer/                                       the reference scorer (model.safetensors, config.json, tokenizer,
+                                                results.json, README.md): released with the data
   work/                                         resumable intermediate state, never published:
     wikihow-tiir-build.json                     the folder is a build (written when one starts)
     corpus/shard-NNNNN.<kind>                   corpus shards (+ .done markers), context.parquet, corpus-id
@@ -41,10 +42,16 @@ QUERY_SPLITS = ("train", "test")  # what the build writes to queries/ and qrels/
 SPLITS = {"corpus": (CORPUS_SPLIT,), "queries": QUERY_SPLITS, "qrels": QUERY_SPLITS}
 CARD = "README.md"
 MANIFEST = "manifest.json"
-# what `publish` uploads (fnmatch patterns as huggingface_hub applies them, relative to the folder);
-# everything else in the folder (rejects/, report/, audit/, eval/, scorer/, work/) stays local
+# the dataset (fnmatch patterns as huggingface_hub applies them, relative to the folder): what readers
+# download; `publish` uploads these and the reference scorer (RELEASE_PATTERNS); everything else in the
+# folder (rejects/, report/, audit/, eval/, work/) stays local
 DATA_PATTERNS = [f"{c}/*.parquet" for c in CONFIGS]  # the data files (a new version deletes the old ones)
 DATASET_PATTERNS = [CARD, MANIFEST, *DATA_PATTERNS]
+SCORER = "scorer"
+# `*` also matches `/` for huggingface_hub, so this covers an MLLM scorer's backbone/ folder; a new version
+# deletes the old scorer's files too (another backbone's would linger)
+SCORER_PATTERNS = [f"{SCORER}/*"]
+RELEASE_PATTERNS = [*DATASET_PATTERNS, *SCORER_PATTERNS]
 
 
 def card_path(root: str | Path) -> Path:
@@ -134,10 +141,9 @@ REJECTS = "rejects"
 REPORT = "report"
 AUDIT = "audit"
 EVAL = "eval"
-SCORER = "scorer"
 WORK = "work"
 # every entry a build writes or recognises at the top of its folder (eval/ is written by `make evaluate`)
-BUILD_ENTRIES = (CARD, MANIFEST, *CONFIGS, REJECTS, REPORT, WORK, EVAL)
+BUILD_ENTRIES = (CARD, MANIFEST, *CONFIGS, REJECTS, REPORT, WORK, SCORER, EVAL)
 
 
 def rejects_dir(root: str | Path) -> Path:
@@ -194,6 +200,28 @@ def eval_dir(root: str | Path) -> Path:
 
 def scorer_dir(root: str | Path) -> Path:
     return Path(root) / SCORER
+
+
+# the reference scorer's own files, in scorer/ (a scorer folder passed by itself has them too)
+SCORER_CONFIG = "config.json"  # the MME checkpoint record + what the scorer was trained on
+SCORER_RESULTS = "results.json"  # its test numbers and the baselines'
+SCORER_CARD = "README.md"  # its model card
+
+
+def scorer_files(folder: str | Path) -> list[Path]:
+    """Every file of a scorer folder (``scorer/`` or a downloaded copy), relative to it, sorted."""
+    folder = Path(folder)
+    return sorted(p.relative_to(folder) for p in folder.rglob("*") if p.is_file())
+
+
+def release_files(root: str | Path) -> list[Path]:
+    """What ``publish`` uploads, relative to ``root``: :func:`dataset_files` and the scorer's files."""
+    return dataset_files(root) + [Path(SCORER) / p for p in scorer_files(scorer_dir(root))]
+
+
+def is_build_folder_layout(path: str | Path) -> bool:
+    """Whether ``path`` holds a dataset's corpus (a build or dataset folder, not a scorer folder)."""
+    return config_dir(path, "corpus").is_dir()
 
 
 # --------------------------------------------------------------------------- work/
@@ -263,6 +291,11 @@ def blob_in(folder: str | Path, sha256: str) -> Path:
 def corpus_id_file(root: str | Path) -> Path:
     """``work/corpus/corpus-id``: the corpus's identity for the query shards' fingerprints."""
     return work_dir(root, "corpus") / "corpus-id"
+
+
+def scorer_work(root: str | Path) -> Path:
+    """``work/scorer/``: the scorer stage's markers, training checkpoint and image store."""
+    return work_dir(root, SCORER)
 
 
 def filter_kept(root: str | Path) -> Path:

@@ -10,7 +10,7 @@ from pathlib import Path
 def build_config(sample_archive: Path):
     from wikihow_tiir.config import load_config
 
-    return load_config(overrides=[f'source.archive="{sample_archive}"'])
+    return load_config(overrides=[f'source.archive="{sample_archive}"', "scorer.enabled=false"])
 
 
 def folder_bytes(root: Path) -> dict[str, str]:

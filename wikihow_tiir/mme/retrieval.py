@@ -46,6 +46,10 @@ class MMERetrievalModel:
         base = "mme-mini" if encoder.kind == "mme-mini" else f"mme-{encoder.kind}"
         self.name = f"{base}@{suffix}"
 
+    def at_n(self, n: int, doc_n: int | None = None) -> MMERetrievalModel:
+        """The same weights at another N (one encoder: its vision-feature cache is shared)."""
+        return MMERetrievalModel(self.encoder, n, doc_n, batch_size=self.batch_size, checkpoint=self.checkpoint)
+
     @property
     def rejects(self):
         return self.encoder.rejects
@@ -74,23 +78,29 @@ class MMERetrievalModel:
         reasons: dict[str, int] = {}
         for r in self.rejects:
             reasons[r.reason] = reasons.get(r.reason, 0) + 1
-        return {"model": self.name, "checkpoint": self.checkpoint, "rejected_images": reasons,
+        return {"model": self.name, "checkpoint": self.checkpoint, "device": str(self.encoder.device),
+                "rejected_images": reasons,
                 "truncated_sequences": len(self.truncations),
                 "images_dropped_by_truncation": sum(t.images_dropped for t in self.truncations),
                 "text_tokens_dropped_by_truncation": sum(t.text_tokens_dropped for t in self.truncations)}
 
 
-def load_retrieval_model(path: str, n: int | None = None, doc_n: int | None = None) -> MMERetrievalModel:
+def load_retrieval_model(path: str, n: int | None = None, doc_n: int | None = None,
+                         device: str | None = None) -> MMERetrievalModel:
     """The scorer for ``wikihow-tiir evaluate --model mme:CHECKPOINT [--mme-n N]``.
 
-    Query N = ``n``, document N = ``doc_n`` or ``n``; without ``n`` the paper's N = 3, clipped to
-    the largest divisor of the grid side not above 3. An explicit N that does not divide the grid
-    is an error naming the valid ones. Another backbone's or a non-MME folder is refused.
+    Query N = ``n``, document N = ``doc_n`` or ``n``. Without ``n``: the N a released scorer records (its best
+    on the test split, ``results.json``), else the paper's N = 3, clipped to the largest divisor of the grid
+    side not above 3. An explicit N that does not divide the grid is an error naming the valid ones. Another
+    backbone's or a non-MME folder is refused.
     """
+    from wikihow_tiir.mme.scorer import default_n
+
     path = _strip(path)
-    encoder = load_encoder(path)
+    encoder = load_encoder(path, device=device)
     if n is None:
-        n = clip_n(DEFAULT_N, encoder.grid_side)
+        recorded = default_n(path)
+        n = recorded if recorded in encoder.ns else clip_n(DEFAULT_N, encoder.grid_side)
     return MMERetrievalModel(encoder, n, doc_n, checkpoint=path)
 
 
@@ -99,6 +109,22 @@ def _top_run(qv: np.ndarray, dv: np.ndarray, qids: list[str], dids: list[str], k
     k = min(k, len(dids))
     top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
     return {q: {dids[j]: float(scores[i, j]) for j in top[i]} for i, q in enumerate(qids)}
+
+
+def score_split(model: MMERetrievalModel, ev, k: int = 100) -> dict[str, dict[str, float]]:
+    """The top-``k`` run of an MME model on a split (exact search; equal scores ranked by doc id, as
+    ``evaluate`` ranks them), for ``mme``'s own analyses (``evaluate`` scores ``--model mme`` itself)."""
+    documents, queries = _materialize(ev.documents), _materialize(ev.queries)
+    dv, qv = model.encode_documents(documents), model.encode_queries(queries)
+    dids, qids = [d.id for d in documents], [q.id for q in queries]
+    scores = qv @ dv.T
+    id_rank = np.argsort(np.argsort(np.array(dids, dtype=object), kind="stable"), kind="stable")
+    k = min(k, len(dids))
+    run = {}
+    for i, q in enumerate(qids):
+        order = np.lexsort((id_rank, -scores[i]))[:k]
+        run[q] = {dids[j]: float(scores[i, j]) for j in order}
+    return run
 
 
 def _encode_all(encoder: MMEEncoder, prepared: list[Prepared], n: int, batch: int) -> np.ndarray:

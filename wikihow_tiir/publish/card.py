@@ -348,6 +348,13 @@ def render_card(manifest: dict[str, Any]) -> str:
     difficulty = difficulty_table(manifest.get("difficulty") or {})
     if difficulty:
         b += ["## How hard is it", "", *difficulty, ""]
+    if manifest.get("scorer"):
+        from wikihow_tiir.mme.scorer import leaderboard_table
+        from wikihow_tiir.revision import manifest_test_revision
+
+        board = leaderboard_table(manifest["scorer"], manifest_test_revision(manifest))
+        if board:
+            b += ["## Leaderboard", "", *board, ""]
     rules = _split_rules(manifest)
     if rules:
         b += ["## What shaped the splits", "", *rules, ""]

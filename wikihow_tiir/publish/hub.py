@@ -8,8 +8,8 @@ is uploaded.
 Order of events, each step safe to re-run:
 
 1. validate the folder (:func:`validate_dataset`); any problem refuses the push, no request made;
-2. stamp the repo id and version into the generated card (``README.md``);
-   ``dry_run`` stops before writing it and returns the plan: files, sizes, the card;
+2. stamp the repo id and version into the generated card (``README.md``) and the scorer's card
+   (``scorer/README.md``); ``dry_run`` stops before writing them and returns the plan: files, sizes, the card;
 3. check the token (``whoami``), create the repo if needed, refuse an existing tag;
 4. ``upload_folder`` with the dataset allowlist, deleting data files the new version no longer
    has (another shard count must not leave old shards matching the card's globs). It is resumable by re-running: files already
@@ -36,7 +36,7 @@ from typing import Any
 from wikihow_tiir import layout
 from wikihow_tiir.changelog import latest_version, parse_version, suggest_next
 from wikihow_tiir.io import atomic_write_text
-from wikihow_tiir.layout import DATA_PATTERNS, DATASET_PATTERNS, dataset_files
+from wikihow_tiir.layout import DATA_PATTERNS, RELEASE_PATTERNS, SCORER_PATTERNS, release_files
 from wikihow_tiir.publish.validate import validate_dataset
 
 log = logging.getLogger(__name__)
@@ -87,13 +87,28 @@ def release_card(dataset_dir: Path, repo_id: str, version: str) -> str:
     return current
 
 
+def release_scorer_card(dataset_dir: Path, repo_id: str, version: str) -> str | None:
+    """The scorer's model card to upload, with the dataset's repo id and version stamped in (None: no scorer;
+    a scorer card whose marker was removed is uploaded as it is)."""
+    from wikihow_tiir.mme.scorer import CARD_MARKER, render_scorer_card
+
+    folder = layout.scorer_dir(dataset_dir)
+    if not (folder / layout.SCORER_CARD).is_file():
+        return None
+    current = (folder / layout.SCORER_CARD).read_text(encoding="utf-8")
+    return render_scorer_card(folder, repo_id, version) if CARD_MARKER in current else current
+
+
 def publish_plan(dataset_dir: Path, repo_id: str, version: str) -> dict[str, Any]:
     """What a push would send, computed locally (the ``--dry-run`` output)."""
     root = Path(dataset_dir)
     card = release_card(root, repo_id, version)
+    scorer_card = release_scorer_card(root, repo_id, version)
+    stamped = {layout.CARD: card, f"{layout.SCORER}/{layout.SCORER_CARD}": scorer_card}
     files = [{"path": p.as_posix(),
-              "bytes": len(card.encode("utf-8")) if p.as_posix() == layout.CARD else (root / p).stat().st_size}
-             for p in dataset_files(root)]
+              "bytes": len(stamped[p.as_posix()].encode("utf-8")) if stamped.get(p.as_posix()) is not None
+              else (root / p).stat().st_size}
+             for p in release_files(root)]
     return {
         "repo_id": repo_id,
         "repo_type": "dataset",
@@ -103,6 +118,7 @@ def publish_plan(dataset_dir: Path, repo_id: str, version: str) -> dict[str, Any
         "files": files,
         "total_bytes": sum(f["bytes"] for f in files),
         "card": card,
+        "scorer_card": scorer_card,
     }
 
 
@@ -199,12 +215,16 @@ def publish_dataset(dataset_dir: Path, repo_id: str, version: str, dry_run: bool
                                "for a changed schema)")
         if layout.card_path(root).read_text(encoding="utf-8") != plan["card"]:
             atomic_write_text(layout.card_path(root), plan["card"])  # the stamped card is what gets uploaded
+        scorer_card = layout.scorer_dir(root) / layout.SCORER_CARD
+        if plan["scorer_card"] is not None and scorer_card.read_text(encoding="utf-8") != plan["scorer_card"]:
+            atomic_write_text(scorer_card, plan["scorer_card"])
         commit = api.upload_folder(
             repo_id=repo_id, repo_type="dataset", folder_path=str(root), revision="main",
-            allow_patterns=list(DATASET_PATTERNS),
+            allow_patterns=list(RELEASE_PATTERNS),
             # data files of the previous version that this one no longer has (e.g. another shard
             # count) must go, or the card's globs would load them alongside the new ones
-            delete_patterns=list(DATA_PATTERNS),
+            # (and so must the files of a previous version's scorer, e.g. another backbone's)
+            delete_patterns=[*DATA_PATTERNS, *SCORER_PATTERNS],
             commit_message=plan["commit_message"],
             commit_description=f"wikiHow-TIIR dataset version {version} ({len(plan['files'])} files, "
                                f"{plan['total_bytes']:,} bytes).",

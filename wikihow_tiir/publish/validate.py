@@ -14,7 +14,10 @@ file and what is wrong, so a refused publish tells the maintainer exactly what t
   schema 1.0 build has no ``text`` column and is checked against the 1.0 features);
 * between versions: no train query of an article that was in the previous version's test split
   (:mod:`wikihow_tiir.changelog`);
-* ``load_dataset(<dir>, config)`` for each config reads back exactly the rows on disk.
+* ``load_dataset(<dir>, config)`` for each config reads back exactly the rows on disk;
+* the reference scorer (``scorer/``, when the build has one): its files match the manifest's hashes, it was
+  trained on this folder's corpus and train split, its test numbers are of this test split, and (with the
+  read-back) it loads and embeds with its recorded dimensions (``wikihow_tiir.mme.scorer.validate_scorer``).
 """
 
 from __future__ import annotations
@@ -405,7 +408,7 @@ def validate_dataset(dataset_dir: Path, check_load: bool = True, previous: Any =
     for config in CONFIGS:
         if not splits.get(config):
             problems.append(f"{config}/: no Parquet files")
-    manifest_problems, _ = _check_manifest(root)
+    manifest_problems, manifest = _check_manifest(root)
     problems += manifest_problems
     problems += _check_card(root, splits)
     if not splits.get("corpus"):
@@ -416,6 +419,9 @@ def validate_dataset(dataset_dir: Path, check_load: bool = True, previous: Any =
     except Exception as exc:  # unreadable files or wrong columns: report, don't crash the caller
         problems.append(f"rows could not be checked: {type(exc).__name__}: {exc}")
         return problems
+    from wikihow_tiir.mme.scorer import validate_scorer
+
+    problems += validate_scorer(root, manifest, check_load=check_load and not problems)
     if check_load and not problems:  # loading a broken folder only repeats what was found
         problems += _check_load(root, splits)
     return problems

@@ -41,17 +41,21 @@ class ModelOptions:
     trust_remote_code: bool = False  # st: models whose code ships with the weights (GTE-large-v1.5 ...)
     adapt: str | None = None  # families: --adapt (None: the family's default)
     screenshot_font: Path | None = None  # --adapt screenshot: a font with the items' script
+    dataset: str | None = None  # the dataset being scored: a bare ``PREFIX`` (``mme``) may mean its own model
 
 
 @dataclass(frozen=True, slots=True)
 class ModelFamily:
     """``build(arg, options)`` -> a RetrievalModel or ScoringModel (``evaluate/base.py``) for ``PREFIX:ARG``;
-    ``sweep(documents, queries, qrels, arg, output_dir)`` -> a summary, for ``evaluate --mme-sweep``."""
+    ``sweep(documents, queries, qrels, arg, output_dir, options=)`` -> a summary, for ``evaluate --mme-sweep``."""
 
     prefix: str
     argument: str  # what ARG is, for help and errors: "PATH"
     build: Callable[[str, ModelOptions], Any]
     sweep: Callable[..., dict[str, Any]] | None = None
+    # a bare ``PREFIX`` (no ``:ARG``) is a spec too, built with ARG "" (``mme``: the scorer released with
+    # ``ModelOptions.dataset``); what it means, for help
+    bare: str | None = None
 
 
 _FAMILIES: dict[str, ModelFamily] = {}
@@ -65,12 +69,12 @@ def register(family: ModelFamily) -> None:
 def family(spec: str) -> tuple[ModelFamily, str] | None:
     """The family of ``PREFIX:ARG`` and its ARG, or None when no family has that prefix."""
     prefix, sep, arg = spec.partition(":")
-    if not sep:
-        return None
     if prefix not in _FAMILIES and prefix in PROVIDERS:
         importlib.import_module(PROVIDERS[prefix])
     found = _FAMILIES.get(prefix)
-    return (found, arg) if found is not None else None
+    if found is None or (not sep and found.bare is None):
+        return None
+    return found, arg
 
 
 def spec_forms() -> list[str]:
