@@ -317,7 +317,7 @@ def write_report(dataset_dir: str | Path, eval_dir: str | Path | None = None) ->
     wanted = {q.positive_id for q in shown_q}
     shown_d = [d for d in docs if d.id in wanted] if shown_q else docs[:GALLERY_MAX_PAIRS]
     # a page's pictures are read, rendered and written one page at a time: the 240 pairs' pictures and
-    # pages held together were the flow process's peak memory at the end of a build (issue 15)
+    # pages held together were the flow process's peak memory at the end of a build
     shown = len(shown_q) if queries else len(shown_d)
     n_pages = max(1, math.ceil(shown / GALLERY_PAGE_SIZE))
 
