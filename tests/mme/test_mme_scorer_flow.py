@@ -44,7 +44,7 @@ def test_no_scorer_switches_the_stage_off(monkeypatch, tmp_path):
 
     seen = {}
 
-    def capture(cfg, output, show_progress=True, force=False):  # the flow itself is tested above; here only the option
+    def capture(cfg, output, show_progress=True, force=False, previous=None):  # the flow itself is tested above; here only the option
         seen["cfg"] = cfg
         return {}
 
